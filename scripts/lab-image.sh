@@ -27,8 +27,8 @@ build_node() {
   local hash=$1 root
   root=$(mktemp -d /tmp/cloudvirt-rootfs.XXXXXX)
   trap 'rm -rf "$root"' RETURN
-  with_progress "debootstrapping Debian $SUITE (about a minute)" \
-    debootstrap --variant=minbase --include="$PACKAGES" "$SUITE" "$root" "$MIRROR" >"$root.log" 2>&1 \
+  with_progress "debootstrapping Debian $SUITE (one to three minutes)" \
+    sh -c 'debootstrap --variant=minbase --include="$1" "$2" "$3" "$4" >"$3.log" 2>&1' _ "$PACKAGES" "$SUITE" "$root" "$MIRROR" \
     || { tail -20 "$root.log" >&2; die "debootstrap failed (log: $root.log)"; }
   rm -f "$root.log"
   # systemd in a container: no getty, no udev triggers, no time sync fights with the host.
@@ -41,7 +41,7 @@ build_node() {
   rm -rf "$root"/var/lib/apt/lists/* "$root"/var/cache/apt/archives/*.deb
   : >"$root/etc/machine-id"
   with_progress "importing $NODE_IMAGE" sh -c \
-    "tar -C '$root' -c . | docker import -c 'CMD [\"/lib/systemd/systemd\"]' -c 'STOPSIGNAL SIGRTMIN+3' -c 'LABEL cloudvirt.recipe=$hash' - '$NODE_IMAGE' >/dev/null"
+    "tar -C '$root' -c . | docker import -c 'CMD [\"/lib/systemd/systemd\"]' -c 'LABEL cloudvirt.recipe=$hash' - '$NODE_IMAGE' >/dev/null"
 }
 
 build_busybox() {

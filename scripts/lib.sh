@@ -10,12 +10,13 @@ die() { printf '\033[31m[%s] ERROR:\033[0m %s\n' "${LOG_TAG:-lab}" "$*" >&2; exi
 # Run a command, showing a heartbeat every 15 s so long steps never look hung.
 with_progress() { # description cmd...
   local what=$1; shift
-  local start=$SECONDS pid rc
+  local start=$SECONDS last=$SECONDS pid rc
   "$@" &
   pid=$!
   while kill -0 "$pid" 2>/dev/null; do
     sleep 1
-    if (( (SECONDS - start) % 15 == 0 )) && (( SECONDS > start )); then
+    if (( SECONDS - last >= 15 )); then
+      last=$SECONDS
       log "… still $what ($((SECONDS - start)) s)"
     fi
   done

@@ -1,0 +1,184 @@
+#!/usr/bin/env bash
+# The local lab: N systemd "VMs" (containers) on one docker network, reached over SSH like
+# real VMs, converged by playbooks/deploy.yml.
+#
+#   scripts/lab.sh up        build what is missing, create the nodes, run the playbook
+#   scripts/lab.sh destroy   remove the nodes, their volumes and the network
+#   scripts/lab.sh status    what runs where
+#
+# Environment: LAB_NODES (default 3), LAB_SUBNET_PREFIX (default 172.30.0), LAB_PLAYBOOK.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+LOG_TAG=lab
+# shellcheck source=scripts/lib.sh
+. scripts/lib.sh
+
+NODES=${LAB_NODES:-3}
+PREFIX=${LAB_SUBNET_PREFIX:-172.30.0}
+NETWORK=${LAB_NETWORK:-cloudvirt-lab}
+NAME_PREFIX=${LAB_NAME_PREFIX:-lab-}
+VIP=${LAB_VIP:-$PREFIX.100}
+IMAGE=${CLOUDVIRT_NODE_IMAGE:-cloudvirt/node:bookworm}
+INVENTORY=inventories/lab
+KEY_DIR=$CLOUDVIRT_CACHE/lab
+PLAYBOOK=${LAB_PLAYBOOK:-playbooks/deploy.yml}
+
+node_ip() { echo "$PREFIX.$((10 + $1))"; }
+
+# The flags that let systemd boot as PID 1 without --privileged (which fails on these hosts).
+node_run_flags() {
+  echo --cap-add SYS_ADMIN --cap-add NET_ADMIN --cap-add NET_RAW --cap-add NET_BROADCAST \
+    --cap-add SYS_PTRACE --cap-add SYS_RESOURCE --cap-add IPC_LOCK \
+    --security-opt seccomp=unconfined --security-opt apparmor=unconfined \
+    --cgroupns=host -v /sys/fs/cgroup:/sys/fs/cgroup:rw --tmpfs /run --tmpfs /run/lock \
+    --tmpfs /tmp:exec
+}
+
+ensure_network() {
+  if ! docker network inspect "$NETWORK" >/dev/null 2>&1; then
+    log "creating docker network $NETWORK ($PREFIX.0/24)"
+    docker network create --subnet "$PREFIX.0/24" --gateway "$PREFIX.1" "$NETWORK" >/dev/null
+  fi
+}
+
+ensure_ssh_key() {
+  mkdir -p "$KEY_DIR"
+  [ -f "$KEY_DIR/id_ed25519" ] || ssh-keygen -q -t ed25519 -N '' -C cloudvirt-lab -f "$KEY_DIR/id_ed25519"
+}
+
+ensure_node() { # index
+  local i=$1 name="${NAME_PREFIX}node$1" ip
+  ip=$(node_ip "$i")
+  if [ "$(docker inspect -f '{{.State.Running}}' "$name" 2>/dev/null)" = true ]; then
+    log "node $name ($ip) is running"
+  else
+    docker rm -f "$name" >/dev/null 2>&1 || true
+    log "starting node $name at $ip"
+    # shellcheck disable=SC2046
+    docker run -d --name "$name" --hostname "node$i" --label cloudvirt.lab=1 \
+      $(node_run_flags) -v "${name}-docker:/var/lib/docker" \
+      --network "$NETWORK" --ip "$ip" "$IMAGE" >/dev/null
+  fi
+  # SSH like a real VM: the lab key, installed into root's authorized_keys.
+  local j
+  for j in $(seq 1 30); do
+    docker exec "$name" systemctl is-system-running 2>/dev/null | grep -Eq 'running|degraded' && break
+    sleep 1
+  done
+  docker exec -i "$name" sh -c 'mkdir -p /root/.ssh && chmod 700 /root/.ssh && cat > /root/.ssh/authorized_keys && chmod 600 /root/.ssh/authorized_keys' \
+    <"$KEY_DIR/id_ed25519.pub"
+  docker exec "$name" systemctl start ssh
+}
+
+write_inventory() {
+  local consul_bin=$1 nomad_bin=$2 i
+  mkdir -p "$INVENTORY/group_vars"
+  {
+    echo "# Written by scripts/lab.sh; do not edit (make lab rewrites it)."
+    echo "all:"
+    echo "  hosts:"
+    for i in $(seq 1 "$NODES"); do
+      echo "    node$i:"
+      echo "      ansible_host: $(node_ip "$i")"
+    done
+    echo "  children:"
+    for g in consul_servers nomad_servers; do
+      echo "    $g:"
+      echo "      hosts:"
+      for i in $(seq 1 $((NODES < 3 ? NODES : 3))); do echo "        node$i: {}"; done
+    done
+    for g in consul_clients nomad_clients edge; do
+      echo "    $g:"
+      echo "      hosts:"
+      for i in $(seq 1 "$NODES"); do echo "        node$i: {}"; done
+    done
+  } >"$INVENTORY/hosts.yml"
+  cat >"$INVENTORY/group_vars/all.yml" <<EOF
+# Written by scripts/lab.sh; do not edit (make lab rewrites it).
+ansible_user: root
+ansible_ssh_private_key_file: $KEY_DIR/id_ed25519
+ansible_ssh_common_args: -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o LogLevel=ERROR
+ansible_python_interpreter: /usr/bin/python3
+
+# Binaries built by scripts/build-binaries.sh (no HashiCorp site here).
+consul_install_method: binary
+consul_binary_src: $consul_bin
+nomad_install_method: binary
+nomad_binary_src: $nomad_bin
+# Debian's mirror is reachable from the lab; Docker's repository is not.
+docker_package_source: docker.io
+# The Consul and Nomad APIs answer on each node's address, for the UI from the host.
+keepalived_vip: $VIP
+EOF
+}
+
+load_workload_images() {
+  local i name
+  for i in $(seq 1 "$NODES"); do
+    name="${NAME_PREFIX}node$i"
+    if ! docker exec "$name" docker image inspect cloudvirt/busybox:latest >/dev/null 2>&1; then
+      docker save cloudvirt/busybox:latest | docker exec -i "$name" docker load -q >/dev/null
+      log "loaded cloudvirt/busybox into $name"
+    fi
+  done
+}
+
+up() {
+  local start=$SECONDS bins consul_bin nomad_bin i
+  ensure_host_packages docker.io debootstrap openssh-client
+  ensure_docker
+  scripts/lab-image.sh
+  bins=$(with_progress "obtaining Consul and Nomad binaries" scripts/build-binaries.sh consul nomad)
+  consul_bin=$(echo "$bins" | grep '/consul-')
+  nomad_bin=$(echo "$bins" | grep '/nomad-')
+  ensure_network
+  ensure_ssh_key
+  for i in $(seq 1 "$NODES"); do ensure_node "$i"; done
+  write_inventory "$consul_bin" "$nomad_bin"
+  log "running $PLAYBOOK on $NODES nodes"
+  ansible-playbook -i "$INVENTORY" "$PLAYBOOK" ${LAB_ANSIBLE_ARGS:-}
+  load_workload_images
+  log "lab ready in $((SECONDS - start)) s"
+  status
+}
+
+destroy() {
+  local c
+  for c in $(docker ps -aq --filter label=cloudvirt.lab=1); do
+    name=$(docker inspect -f '{{.Name}}' "$c" | tr -d /)
+    docker rm -f "$c" >/dev/null && log "removed $name"
+    docker volume rm "${name}-docker" >/dev/null 2>&1 || true
+  done
+  docker network rm "$NETWORK" >/dev/null 2>&1 && log "removed network $NETWORK" || true
+  rm -f "$INVENTORY/hosts.yml" "$INVENTORY/group_vars/all.yml"
+}
+
+status() {
+  local i ip
+  echo
+  echo "cloudvirt lab ($NETWORK, $PREFIX.0/24)"
+  for i in $(seq 1 "$NODES"); do
+    ip=$(node_ip "$i")
+    printf '  node%-3s %-15s %s\n' "$i" "$ip" "$(docker inspect -f '{{.State.Status}}' "${NAME_PREFIX}node$i" 2>/dev/null || echo absent)"
+  done
+  ip=$(node_ip 1)
+  echo
+  echo "  Consul UI/API : http://$ip:8500/ui"
+  echo "  Nomad UI/API  : http://$ip:4646/ui"
+  echo "  Floating IP   : http://$VIP/"
+  echo "  SSH           : ssh -i $KEY_DIR/id_ed25519 root@$ip"
+  echo "  Inventory     : $INVENTORY/hosts.yml"
+  if docker exec "${NAME_PREFIX}node1" true 2>/dev/null; then
+    echo
+    docker exec "${NAME_PREFIX}node1" consul members 2>/dev/null | sed 's/^/  /' || true
+    echo
+    docker exec "${NAME_PREFIX}node1" nomad node status 2>/dev/null | sed 's/^/  /' || true
+  fi
+}
+
+case ${1:-up} in
+  up) up ;;
+  destroy) destroy ;;
+  status) status ;;
+  *) die "usage: $0 up|destroy|status" ;;
+esac
