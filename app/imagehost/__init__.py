@@ -1,0 +1,1 @@
+"""imagehost: the reference workload of cloudvirt.platform (upload, resize, serve images)."""
