@@ -5,7 +5,7 @@ from __future__ import annotations
 from concurrent.futures import ThreadPoolExecutor
 from urllib.parse import urlsplit
 
-from botocore.exceptions import BotoCoreError, ClientError
+from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
 from kombu import Connection
 
 from .config import Settings, redact_url
@@ -22,6 +22,8 @@ def check_s3(settings: Settings, client) -> str | None:
         hint = {"403": "access denied: check APP_S3_ACCESS_KEY / APP_S3_SECRET_KEY",
                 "404": "the bucket does not exist"}.get(str(code), f"error {code}")
         return f"{where}: {hint}"
+    except NoCredentialsError:
+        return f"{where}: no credentials: set APP_S3_ACCESS_KEY and APP_S3_SECRET_KEY"
     except BotoCoreError as exc:
         return f"{where}: unreachable ({exc.__class__.__name__})"
     return None
