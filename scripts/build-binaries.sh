@@ -18,6 +18,8 @@ cache=${CLOUDVIRT_CACHE:-$HOME/.cache/cloudvirt}
 bindir=$cache/bin
 method=${CLOUDVIRT_BIN_METHOD:-build}
 mkdir -p "$bindir"
+tmproot=$(mktemp -d)
+trap 'rm -rf "$tmproot"' EXIT
 
 log() { printf '[build-binaries %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 die() { log "ERROR: $*"; exit 1; }
@@ -44,13 +46,14 @@ go_build() { # srcdir out ldflags
 
 build_consul() {
   local out=$bindir/consul-$CONSUL_VERSION work
-  work=$(mktemp -d); trap 'rm -rf "$work"' RETURN
+  work=$(mktemp -d "$tmproot/XXXXXX")
   log "fetching github.com/hashicorp/consul@v$CONSUL_VERSION"
   fetch_module "github.com/hashicorp/consul@v$CONSUL_VERSION" "$work/src"
   # Nested modules are absent from the module zip; add each at the version go.mod requires.
   local mod ver
   for mod in api sdk proto-public envoyextensions troubleshoot; do
-    ver=$(awk -v m="github.com/hashicorp/consul/$mod" '$1==m && $2 ~ /^v/ {print $2; exit}' "$work/src/go.mod")
+    ver=$(printf '%s\n' ${CONSUL_NESTED_VERSIONS:-} | awk -F= -v m="$mod" '$1==m {print $2}')
+    [ -n "$ver" ] || ver=$(awk -v m="github.com/hashicorp/consul/$mod" '$1==m && $2 ~ /^v/ {print $2; exit}' "$work/src/go.mod")
     [ -n "$ver" ] || die "cannot find the version of consul/$mod in go.mod"
     log "  nested module consul/$mod@$ver"
     rm -rf "${work:?}/src/$mod"
@@ -61,7 +64,7 @@ build_consul() {
 
 build_nomad() {
   local out=$bindir/nomad-$NOMAD_VERSION work
-  work=$(mktemp -d); trap 'rm -rf "$work"' RETURN
+  work=$(mktemp -d "$tmproot/XXXXXX")
   log "fetching github.com/hashicorp/nomad@v$NOMAD_VERSION"
   fetch_module "github.com/hashicorp/nomad@v$NOMAD_VERSION" "$work/src"
   log "  nested module nomad/api@$NOMAD_API_VERSION"
@@ -72,7 +75,7 @@ build_nomad() {
 
 build_minio() {
   local out=$bindir/minio-$MINIO_VERSION work
-  work=$(mktemp -d); trap 'rm -rf "$work"' RETURN
+  work=$(mktemp -d "$tmproot/XXXXXX")
   log "fetching github.com/minio/minio@$MINIO_VERSION"
   fetch_module "github.com/minio/minio@$MINIO_VERSION" "$work/src"
   go_build "$work/src" "$out" ""
@@ -81,7 +84,7 @@ build_minio() {
 download_hashicorp() { # name version
   local name=$1 ver=$2 arch work base url
   arch=$(dpkg --print-architecture 2>/dev/null || echo amd64)
-  work=$(mktemp -d); trap 'rm -rf "$work"' RETURN
+  work=$(mktemp -d "$tmproot/XXXXXX")
   base="https://releases.hashicorp.com/$name/$ver"
   url="$base/${name}_${ver}_linux_${arch}.zip"
   log "downloading $url"

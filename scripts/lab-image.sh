@@ -16,13 +16,12 @@ MIRROR=${CLOUDVIRT_DEBIAN_MIRROR:-http://deb.debian.org/debian}
 # What a freshly provisioned cloud VM has: systemd, python3 for Ansible, sudo and sshd.
 PACKAGES=systemd,systemd-sysv,dbus,python3,python3-apt,iproute2,iputils-ping,procps,sudo,ca-certificates,curl,gnupg,iptables,kmod,openssh-server,less,lsb-release
 
-recipe_hash() { # name -> hash of the inputs of that image
-  { echo "$1"; echo "$SUITE $MIRROR $PACKAGES"; sed -n '/^# recipe:begin/,/^# recipe:end/p' "$0"; } | sha256sum | cut -c1-16
+recipe_hash() { # name -> hash of the inputs of that image (its build function and settings)
+  { echo "$1"; [ "$1" = node ] && echo "$SUITE $MIRROR $PACKAGES"; declare -f "build_$1"; } | sha256sum | cut -c1-16
 }
 
 image_hash() { docker image inspect -f '{{ index .Config.Labels "cloudvirt.recipe" }}' "$1" 2>/dev/null || true; }
 
-# recipe:begin
 build_node() {
   local hash=$1 root
   root=$(mktemp -d /tmp/cloudvirt-rootfs.XXXXXX)
@@ -39,6 +38,8 @@ build_node() {
   printf 'deb %s %s main\ndeb %s %s-updates main\n' "$MIRROR" "$SUITE" "$MIRROR" "$SUITE" >"$root/etc/apt/sources.list"
   echo 'APT::Install-Recommends "false";' >"$root/etc/apt/apt.conf.d/90cloudvirt-norecommends"
   rm -rf "$root"/var/lib/apt/lists/* "$root"/var/cache/apt/archives/*.deb
+  # No package lists, and old enough that `apt: cache_valid_time` refreshes them (as on a VM).
+  touch -d 2000-01-01 "$root/var/lib/apt/lists"
   : >"$root/etc/machine-id"
   with_progress "importing $NODE_IMAGE" sh -c \
     "tar -C '$root' -c . | docker import -c 'CMD [\"/lib/systemd/systemd\"]' -c 'LABEL cloudvirt.recipe=$hash' - '$NODE_IMAGE' >/dev/null"
@@ -56,7 +57,6 @@ build_busybox() {
   tar -C "$root" -c . | docker import -c 'CMD ["/bin/sh"]' -c 'ENV PATH=/bin' -c "LABEL cloudvirt.recipe=$hash" - "$BUSYBOX_IMAGE" >/dev/null
   log "imported $BUSYBOX_IMAGE"
 }
-# recipe:end
 
 ensure_host_packages debootstrap
 ensure_docker

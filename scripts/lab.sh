@@ -28,7 +28,6 @@ node_ip() { echo "$PREFIX.$((10 + $1))"; }
 # The flags that let systemd boot as PID 1 without --privileged (which fails on these hosts).
 node_run_flags() {
   echo --cap-add SYS_ADMIN --cap-add NET_ADMIN --cap-add NET_RAW --cap-add NET_BROADCAST \
-    --cap-add SYS_PTRACE --cap-add SYS_RESOURCE --cap-add IPC_LOCK \
     --security-opt seccomp=unconfined --security-opt apparmor=unconfined \
     --cgroupns=host -v /sys/fs/cgroup:/sys/fs/cgroup:rw --tmpfs /run --tmpfs /run/lock \
     --tmpfs /tmp:exec

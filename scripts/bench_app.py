@@ -1,0 +1,133 @@
+#!/usr/bin/env python3
+"""Resizes per second on one core: the worker's resize function against a bare Pillow loop.
+
+    .venv/bin/python scripts/bench_app.py [--images DIR] [--count 8] [--seconds 5] [--json]
+
+Both sides get the same images (synthetic 6-megapixel photo-like JPEGs unless --images points at
+real JPEG/PNG/WebP files) and produce the same renditions (APP_SIZES, default 128/512/1024 px
+long side, same quality settings), in memory: no S3, no broker. The bare loop is the least code
+that does the same job (open, JPEG draft, decode, resize each size, encode); the ratio
+``ours / bare`` is therefore what the worker's own logic costs or saves (EXIF orientation, mode
+normalisation, ...). Runs alternate between the two so a busy machine penalises both alike.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "app"))
+
+from PIL import Image  # noqa: E402
+
+from imagehost.config import load_settings  # noqa: E402
+from imagehost.imaging import renditions, target_size  # noqa: E402
+
+_RESAMPLE = Image.Resampling.LANCZOS
+
+
+def synthetic_photos(count: int, width: int = 3000, height: int = 2000) -> list[bytes]:
+    """Photo-like JPEGs: smooth gradients plus sensor-like noise (compresses like a photo)."""
+    out = []
+    for i in range(count):
+        gx = Image.linear_gradient("L").resize((width, height))
+        gy = gx.transpose(Image.Transpose.ROTATE_90).resize((width, height))
+        noise = Image.effect_noise((width, height), 18 + i)
+        im = Image.merge("RGB", (gx, gy, Image.blend(noise, gx, 0.5)))
+        buf = io.BytesIO()
+        im.save(buf, "JPEG", quality=90)
+        out.append(buf.getvalue())
+    return out
+
+
+def load_images(directory: Path) -> list[bytes]:
+    files = sorted(p for p in directory.iterdir() if p.suffix.lower() in (".jpg", ".jpeg", ".png", ".webp"))
+    if not files:
+        raise SystemExit(f"no .jpg/.png/.webp files in {directory}")
+    return [p.read_bytes() for p in files]
+
+
+def ours(data: bytes, sizes, settings) -> int:
+    _, items = renditions(data, sizes, max_pixels=settings.max_pixels,
+                          jpeg_quality=settings.jpeg_quality, webp_quality=settings.webp_quality)
+    return sum(1 for _ in items)
+
+
+def bare(data: bytes, sizes, settings) -> int:
+    im = Image.open(io.BytesIO(data))
+    fmt, original = im.format, im.size
+    if fmt == "JPEG":
+        im.draft(None, target_size(*original, max(sizes)))
+    im.load()
+    if im.mode not in ("RGB", "RGBA", "L"):
+        im = im.convert("RGBA" if "A" in im.mode else "RGB")
+    params = {"JPEG": {"quality": settings.jpeg_quality}, "WEBP": {"quality": settings.webp_quality, "method": 4}}
+    for size in sizes:
+        resized = im.resize(target_size(*original, size), _RESAMPLE, reducing_gap=3.0)
+        resized.save(io.BytesIO(), fmt, **params.get(fmt, {}))
+    return len(sizes)
+
+
+def measure(fn, images, sizes, settings, seconds: float) -> tuple[int, int, float]:
+    """Loop over the images until ``seconds`` have passed; (images, renditions, elapsed)."""
+    done_images = done_renditions = 0
+    start = time.perf_counter()
+    while True:
+        for data in images:
+            done_renditions += fn(data, sizes, settings)
+            done_images += 1
+        elapsed = time.perf_counter() - start
+        if elapsed >= seconds:
+            return done_images, done_renditions, elapsed
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--images", type=Path, help="directory of JPEG/PNG/WebP files (default: synthetic)")
+    parser.add_argument("--count", type=int, default=8, help="number of synthetic images")
+    parser.add_argument("--seconds", type=float, default=5.0, help="measuring time per method and round")
+    parser.add_argument("--rounds", type=int, default=2, help="alternating rounds per method")
+    parser.add_argument("--json", action="store_true", help="print one JSON object instead of text")
+    args = parser.parse_args()
+
+    settings = load_settings()
+    sizes = sorted(settings.sizes)
+    images = load_images(args.images) if args.images else synthetic_photos(args.count)
+    with Image.open(io.BytesIO(images[0])) as first:
+        described = f"{len(images)} images, first {first.format} {first.width}x{first.height}"
+    if hasattr(os, "sched_setaffinity"):
+        os.sched_setaffinity(0, {sorted(os.sched_getaffinity(0))[0]})  # one core, honestly
+
+    for fn in (ours, bare):  # warm up caches and lazy imports
+        fn(images[0], sizes, settings)
+    totals = {"ours": [0, 0, 0.0], "bare": [0, 0, 0.0]}
+    for _ in range(args.rounds):
+        for name, fn in (("ours", ours), ("bare", bare)):
+            n_images, n_renditions, elapsed = measure(fn, images, sizes, settings, args.seconds)
+            totals[name][0] += n_images
+            totals[name][1] += n_renditions
+            totals[name][2] += elapsed
+    rate = {name: (t[0] / t[2], t[1] / t[2]) for name, t in totals.items()}
+    ratio = rate["ours"][1] / rate["bare"][1]
+    if args.json:
+        print(json.dumps({
+            "images": described, "sizes": sizes,
+            "ours_images_per_s": round(rate["ours"][0], 2), "ours_resizes_per_s": round(rate["ours"][1], 2),
+            "bare_images_per_s": round(rate["bare"][0], 2), "bare_resizes_per_s": round(rate["bare"][1], 2),
+            "ratio": round(ratio, 3),
+        }))
+    else:
+        print(f"inputs: {described}; sizes {','.join(map(str, sizes))}; one core")
+        print(f"imagehost worker resize: {rate['ours'][0]:7.2f} images/s = {rate['ours'][1]:7.2f} resizes/s per core")
+        print(f"bare Pillow loop:        {rate['bare'][0]:7.2f} images/s = {rate['bare'][1]:7.2f} resizes/s per core")
+        print(f"ratio ours/bare:         {ratio:7.2f}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
