@@ -50,9 +50,10 @@ class UploadLimit:
     ``Expect: 100-continue`` for large files, then never sends the body); a chunked body is
     counted as it arrives and cut off at the limit. Either way nothing reaches S3."""
 
-    def __init__(self, app, max_body: int):
+    def __init__(self, app, limit: int, slack: int = 0):
         self.app = app
-        self.max_body = max_body
+        self.limit = limit  # what the user is told
+        self.max_body = limit + slack  # what is enforced on the raw body (multipart framing)
 
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http" or scope["method"] != "POST" or scope["path"].rstrip("/") != UPLOAD_PATH:
@@ -60,7 +61,7 @@ class UploadLimit:
         headers = dict(scope.get("headers") or [])
         declared = headers.get(b"content-length")
         if declared is not None and declared.isdigit() and int(declared) > self.max_body:
-            return await _too_large(send, self.max_body)
+            return await _too_large(send, self.limit)
         received = 0
         started = False
 
@@ -83,7 +84,7 @@ class UploadLimit:
             await self.app(scope, limited_receive, tracking_send)
         except BodyTooLarge:
             if not started:
-                await _too_large(send, self.max_body)
+                await _too_large(send, self.limit)
 
 
 async def _too_large(send, limit: int) -> None:
@@ -108,7 +109,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                   openapi_url="/api/openapi.json")
     app.state.settings = settings
     app.state.store = store
-    app.add_middleware(UploadLimit, max_body=settings.max_upload_bytes + MULTIPART_OVERHEAD)
+    app.add_middleware(UploadLimit, limit=settings.max_upload_bytes, slack=MULTIPART_OVERHEAD)
 
     @app.exception_handler(StorageUnavailable)
     async def storage_unavailable(request: Request, exc: StorageUnavailable):
