@@ -96,8 +96,28 @@ def oriented_size(width: int, height: int, orientation: int) -> tuple[int, int]:
     return (height, width) if orientation in _SWAPS_AXES else (width, height)
 
 
+class _Borrowed:
+    """The caller's file object, lent to Pillow: Pillow may close what it opened (a PNG does,
+    after verify()), but the caller still needs it (to rewind it and upload it)."""
+
+    def __init__(self, fp: BinaryIO):
+        self._fp = fp
+
+    def read(self, *args):
+        return self._fp.read(*args)
+
+    def seek(self, *args):
+        return self._fp.seek(*args)
+
+    def tell(self):
+        return self._fp.tell()
+
+    def close(self):
+        pass
+
+
 def _open(source: bytes | BinaryIO) -> Image.Image:
-    fp = io.BytesIO(source) if isinstance(source, (bytes, bytearray, memoryview)) else source
+    fp = io.BytesIO(source) if isinstance(source, (bytes, bytearray, memoryview)) else _Borrowed(source)
     try:
         # formats= restricts the decoders Pillow tries: a GIF or a TIFF is "not an image we accept".
         return Image.open(fp, formats=list(FORMATS))

@@ -1,6 +1,7 @@
 """Validation and resizing: dimensions, orientation, formats, draft decoding."""
 
 import io
+import tempfile
 
 import pytest
 from PIL import Image, ImageCms, JpegImagePlugin
@@ -184,10 +185,13 @@ def test_inspect_reports_displayed_dimensions():
     assert (info.width, info.height, info.orientation) == (480, 640, 8)
 
 
-def test_inspect_rewinds_a_file_object():
-    fp = io.BytesIO(jpeg(64, 48))
+@pytest.mark.parametrize("make", [jpeg, png, webp], ids=["jpeg", "png", "webp"])
+def test_inspect_rewinds_and_leaves_open_a_file_object(make):
+    fp = tempfile.SpooledTemporaryFile()
+    fp.write(make(64, 48))
     fp.seek(10)
     inspect_image(fp, MAX_PIXELS)
+    assert not fp.closed, "the caller still has to upload it"
     assert fp.tell() == 0
 
 
