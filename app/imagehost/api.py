@@ -14,7 +14,7 @@ import json
 import logging
 import re
 import tempfile
-from typing import Any, BinaryIO
+from typing import BinaryIO
 
 from fastapi import FastAPI, HTTPException, Query, Request
 from fastapi.responses import JSONResponse, RedirectResponse, Response, StreamingResponse

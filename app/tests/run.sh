@@ -5,7 +5,9 @@
 # integration: the backend and real Celery workers against a real MinIO and a real RabbitMQ, both
 #              started on loopback by the fixtures and stopped at the end
 # Installs what is missing first: the app's pinned test dependencies into the project venv,
-# Debian's rabbitmq-server, and the MinIO binary (scripts/build-binaries.sh minio, cached).
+# Debian's rabbitmq-server, the MinIO binary (scripts/build-binaries.sh minio, cached) and the
+# three images (scripts/lab-image.sh and scripts/app-images.sh, both rebuild only on change;
+# APP_TEST_IMAGES=0 skips them, and test_app_images.py then reports itself skipped).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
 LOG_TAG=app-tests
@@ -26,6 +28,10 @@ if [ "$stage" != unit ]; then
     MINIO_BIN=$("$root/scripts/build-binaries.sh" minio | tail -1)
   fi
   export MINIO_BIN
+  if [ "${APP_TEST_IMAGES:-1}" != 0 ]; then
+    "$root/scripts/lab-image.sh"
+    "$root/scripts/app-images.sh" >/dev/null
+  fi
 fi
 
 cd "$root"

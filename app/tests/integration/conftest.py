@@ -102,5 +102,3 @@ def app_stack(stack):
     backend = stack.backend("resize-main")
     worker = stack.worker("resize-main", concurrency=2)
     return backend, worker
-
-

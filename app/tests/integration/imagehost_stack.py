@@ -195,3 +195,31 @@ class Stack:
 
 def unique_queue(request) -> str:
     return f"resize-{request.node.name[:40]}-{uuid.uuid4().hex[:6]}"
+
+
+# --- talking to the backend ------------------------------------------------------------------
+
+SIZES = (128, 512, 1024)
+RESIZE_TIMEOUT = 60  # generous: the machine running CI may be busy
+
+
+def upload(base_url: str, data: bytes, filename: str = "photo.jpg", content_type: str = "image/jpeg"):
+    return requests.post(f"{base_url}/api/images", files={"file": (filename, data, content_type)}, timeout=30)
+
+
+def status(base_url: str, image_id: str) -> dict:
+    response = requests.get(f"{base_url}/api/images/{image_id}", timeout=10)
+    response.raise_for_status()
+    return response.json()
+
+
+def wait_done(base_url: str, image_id: str, timeout: float = RESIZE_TIMEOUT) -> dict:
+    return wait_for(lambda: (doc := status(base_url, image_id))["status"] == "done" and doc,
+                    timeout, f"image {image_id} to be resized")
+
+
+def expected_dims(width: int, height: int, size: int) -> tuple[int, int]:
+    if max(width, height) <= size:
+        return width, height
+    scale = size / max(width, height)
+    return (size, max(1, round(height * scale))) if width >= height else (max(1, round(width * scale)), size)

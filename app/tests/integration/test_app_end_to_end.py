@@ -17,30 +17,13 @@ import pytest
 import requests
 from PIL import Image
 
-from imagehost_stack import BUCKET, HERE, S3_SECRET_KEY, free_port, unique_queue, wait_for
+from imagehost_stack import (BUCKET, HERE, S3_SECRET_KEY, SIZES, expected_dims, free_port, status, unique_queue,
+                             upload, wait_done, wait_for)
 from imagehost.celeryapp import enqueue_resize, make_celery
 from imagehost.config import load_settings
 from testimages import dimensions, encode, jpeg, png, quadrants, webp
 
 pytestmark = pytest.mark.integration
-
-SIZES = (128, 512, 1024)
-RESIZE_TIMEOUT = 60  # generous: the machine running CI may be busy
-
-
-def upload(base_url: str, data: bytes, filename: str = "photo.jpg", content_type: str = "image/jpeg"):
-    return requests.post(f"{base_url}/api/images", files={"file": (filename, data, content_type)}, timeout=30)
-
-
-def status(base_url: str, image_id: str) -> dict:
-    response = requests.get(f"{base_url}/api/images/{image_id}", timeout=10)
-    response.raise_for_status()
-    return response.json()
-
-
-def wait_done(base_url: str, image_id: str, timeout: float = RESIZE_TIMEOUT) -> dict:
-    return wait_for(lambda: (doc := status(base_url, image_id))["status"] == "done" and doc,
-                    timeout, f"image {image_id} to be resized")
 
 
 def object_keys(s3, prefix: str = "images/") -> dict[str, str]:
@@ -50,13 +33,6 @@ def object_keys(s3, prefix: str = "images/") -> dict[str, str]:
         for obj in page.get("Contents", []):
             keys[obj["Key"]] = obj["ETag"]
     return keys
-
-
-def expected_dims(width: int, height: int, size: int) -> tuple[int, int]:
-    if max(width, height) <= size:
-        return width, height
-    scale = size / max(width, height)
-    return (size, max(1, round(height * scale))) if width >= height else (max(1, round(width * scale)), size)
 
 
 def noise_jpeg(min_bytes: int) -> bytes:
