@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Build the lab's images without any container registry:
 #   cloudvirt/node:bookworm   a systemd "VM" (Debian 12, debootstrap + docker import)
-#   cloudvirt/busybox:latest  a tiny image (static busybox) for workloads inside the nodes
+#   cloudvirt/busybox:1       a tiny image (static busybox) for workloads inside the nodes
+#                             (also tagged :latest; but Nomad always pulls a :latest image,
+#                             and no registry exists here, so jobs use :1)
 # Each image carries a label with the hash of its recipe and is rebuilt only when the recipe changes.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
@@ -10,7 +12,7 @@ LOG_TAG=image
 . "$here/lib.sh"
 
 NODE_IMAGE=${CLOUDVIRT_NODE_IMAGE:-cloudvirt/node:bookworm}
-BUSYBOX_IMAGE=${CLOUDVIRT_BUSYBOX_IMAGE:-cloudvirt/busybox:latest}
+BUSYBOX_IMAGE=${CLOUDVIRT_BUSYBOX_IMAGE:-cloudvirt/busybox:1}
 SUITE=bookworm
 MIRROR=${CLOUDVIRT_DEBIAN_MIRROR:-http://deb.debian.org/debian}
 # What a freshly provisioned cloud VM has: systemd, python3 for Ansible, sudo and sshd.
@@ -55,6 +57,7 @@ build_busybox() {
   for app in sh httpd wget cat echo sleep hostname ls env; do ln -s busybox "$root/bin/$app"; done
   echo ok >"$root/www/index.html"
   tar -C "$root" -c . | docker import -c 'CMD ["/bin/sh"]' -c 'ENV PATH=/bin' -c "LABEL cloudvirt.recipe=$hash" - "$BUSYBOX_IMAGE" >/dev/null
+  docker tag "$BUSYBOX_IMAGE" "${BUSYBOX_IMAGE%:*}:latest"
   log "imported $BUSYBOX_IMAGE"
 }
 

@@ -115,8 +115,8 @@ load_workload_images() {
   local i name
   for i in $(seq 1 "$NODES"); do
     name="${NAME_PREFIX}node$i"
-    if ! docker exec "$name" docker image inspect cloudvirt/busybox:latest >/dev/null 2>&1; then
-      docker save cloudvirt/busybox:latest | docker exec -i "$name" docker load -q >/dev/null
+    if ! docker exec "$name" docker image inspect cloudvirt/busybox:1 >/dev/null 2>&1; then
+      docker save cloudvirt/busybox:1 | docker exec -i "$name" docker load -q >/dev/null
       log "loaded cloudvirt/busybox into $name"
     fi
   done

@@ -7,6 +7,8 @@ LOG_TAG=sanity
 # shellcheck source=scripts/lib.sh
 . scripts/lib.sh
 
+ensure_host_packages rsync
+
 # ansible-test downloads get-pip.py for each virtualenv it creates; give it the offline stand-in
 # under the name it looks for (the pip version ansible-core pins).
 pip_ver=$(python - <<'PY'

@@ -11,7 +11,7 @@ def versions_env():
     for line in (ROOT / "scripts/versions.env").read_text().splitlines():
         line = line.strip()
         if line and not line.startswith("#"):
-            key, _, value = line.partition("=")
+            key, value = line.split("=", 1)
             out[key] = value
     return out
 

@@ -71,7 +71,7 @@ def test_docker_job_runs_on_every_client(host):
                 "Name": "smoke",
                 "Tasks": [{
                     "Name": "web", "Driver": "docker",
-                    "Config": {"image": "cloudvirt/busybox:latest", "force_pull": False,
+                    "Config": {"image": "cloudvirt/busybox:1", "force_pull": False,
                                "command": "httpd", "args": ["-f", "-p", "8080", "-h", "/www"]},
                     "Resources": {"CPU": 50, "MemoryMB": 32},
                 }],
