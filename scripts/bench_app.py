@@ -1,14 +1,15 @@
 #!/usr/bin/env python3
 """Resizes per second on one core: the worker's resize function against a bare Pillow loop.
 
-    .venv/bin/python scripts/bench_app.py [--images DIR] [--count 8] [--seconds 5] [--json]
+    .venv/bin/python scripts/bench_app.py [--images DIR] [--count 8] [--seconds 10] [--json]
 
 Both sides get the same images (synthetic 6-megapixel photo-like JPEGs unless --images points at
 real JPEG/PNG/WebP files) and produce the same renditions (APP_SIZES, default 128/512/1024 px
 long side, same quality settings), in memory: no S3, no broker. The bare loop is the least code
 that does the same job (open, JPEG draft, decode, resize each size, encode); the ratio
 ``ours / bare`` is therefore what the worker's own logic costs or saves (EXIF orientation, mode
-normalisation, ...). Runs alternate between the two so a busy machine penalises both alike.
+normalisation, ...). The two are interleaved image by image so a busy machine penalises both
+alike.
 """
 
 from __future__ import annotations
@@ -73,25 +74,29 @@ def bare(data: bytes, sizes, settings) -> int:
     return len(sizes)
 
 
-def measure(fn, images, sizes, settings, seconds: float) -> tuple[int, int, float]:
-    """Loop over the images until ``seconds`` have passed; (images, renditions, elapsed)."""
-    done_images = done_renditions = 0
-    start = time.perf_counter()
-    while True:
+def measure(images, sizes, settings, seconds: float) -> dict[str, list[float]]:
+    """Run both on every image, interleaved image by image (and alternating which goes first),
+    until each has had ``seconds`` of CPU: load from other processes then hits both alike.
+    Returns name -> [images, renditions, seconds]."""
+    totals = {"ours": [0, 0, 0.0], "bare": [0, 0, 0.0]}
+    order = [("ours", ours), ("bare", bare)]
+    while min(t[2] for t in totals.values()) < seconds:
         for data in images:
-            done_renditions += fn(data, sizes, settings)
-            done_images += 1
-        elapsed = time.perf_counter() - start
-        if elapsed >= seconds:
-            return done_images, done_renditions, elapsed
+            for name, fn in order:
+                start = time.perf_counter()
+                made = fn(data, sizes, settings)
+                totals[name][2] += time.perf_counter() - start
+                totals[name][0] += 1
+                totals[name][1] += made
+            order.reverse()
+    return totals
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--images", type=Path, help="directory of JPEG/PNG/WebP files (default: synthetic)")
     parser.add_argument("--count", type=int, default=8, help="number of synthetic images")
-    parser.add_argument("--seconds", type=float, default=5.0, help="measuring time per method and round")
-    parser.add_argument("--rounds", type=int, default=2, help="alternating rounds per method")
+    parser.add_argument("--seconds", type=float, default=10.0, help="measuring time per method")
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of text")
     args = parser.parse_args()
 
@@ -105,13 +110,7 @@ def main() -> int:
 
     for fn in (ours, bare):  # warm up caches and lazy imports
         fn(images[0], sizes, settings)
-    totals = {"ours": [0, 0, 0.0], "bare": [0, 0, 0.0]}
-    for _ in range(args.rounds):
-        for name, fn in (("ours", ours), ("bare", bare)):
-            n_images, n_renditions, elapsed = measure(fn, images, sizes, settings, args.seconds)
-            totals[name][0] += n_images
-            totals[name][1] += n_renditions
-            totals[name][2] += elapsed
+    totals = measure(images, sizes, settings, args.seconds)
     rate = {name: (t[0] / t[2], t[1] / t[2]) for name, t in totals.items()}
     ratio = rate["ours"][1] / rate["bare"][1]
     if args.json:

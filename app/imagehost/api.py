@@ -206,7 +206,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             obj = await run_in_threadpool(store.get, image_id, size, request.headers.get("if-none-match"))
         except NotFound:
             raise HTTPException(404, "no such image or size") from None
-        headers = {"ETag": obj.get("ETag", ""), "Cache-Control": IMMUTABLE}
+        headers = {"ETag": obj.get("ETag", ""), "Cache-Control": IMMUTABLE, "X-Content-Type-Options": "nosniff"}
         if obj.get("NotModified"):
             return Response(status_code=304, headers=headers)
         headers["Content-Length"] = str(obj["ContentLength"])

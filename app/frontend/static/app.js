@@ -105,6 +105,11 @@ function renderCard(image) {
     cards.set(image.id, card);
   }
   card.dataset.status = image.status;
+  const item = uploads.querySelector(`[data-testid=upload][data-image-id="${image.id}"]`);
+  if (item && image.status !== "processing") {
+    item.querySelector(".upload-status").textContent =
+      image.status === "done" ? "uploaded; every size is ready" : `uploaded; resizing failed: ${image.error || ""}`;
+  }
   const badge = card.querySelector(".badge");
   badge.textContent = image.status === "failed" ? `failed: ${image.error || "cannot be resized"}` : image.status;
   badge.className = `badge ${image.status}`;
