@@ -61,7 +61,7 @@ options:
     default: 10
 notes:
   - The modules talk to the Nomad HTTP API from the host they run on, usually the controller
-    (C(delegate_to: localhost)) or a Nomad server.
+    (with C(delegate_to=localhost)) or a Nomad server.
   - Connection, TLS and ACL errors are reported as one message naming the address and the option to check.
 requirements:
   - A reachable Nomad 1.6 or later HTTP API. No Python library beyond ansible-core.

@@ -12,7 +12,7 @@ short_description: Nomad client nodes as inventory hosts
 description:
   - One host per Nomad client node, grouped by datacenter, node class, node pool, status and
     scheduling eligibility, with the node's details as host variables.
-  - Reads a YAML file whose name ends in C(nomad.yml) or C(nomad.yaml) with C(plugin: cloudvirt.platform.nomad).
+  - Reads a YAML file whose name ends in C(nomad.yml) or C(nomad.yaml) and sets O(plugin) to V(cloudvirt.platform.nomad).
   - Nodes are listed with one request, filtered by Nomad (O(filter)); results can be cached.
 version_added: 0.1.0
 author:

@@ -63,7 +63,7 @@ options:
   purge:
     description:
       - Remove the node from Nomad's state, for a node that is gone for good. A node that is not found is left alone.
-      - Refused while the node is up (it would register again at once): stop its Nomad agent first.
+      - Refused while the node is up, since it would register again at once. Stop its Nomad agent first.
     type: bool
     default: false
   wait:

@@ -45,6 +45,8 @@ options:
     description:
       - The key/value pairs. Values are strings; numbers and booleans are converted (V(true)/V(false)).
       - Required with O(state=present). Never logged.
+      - Like any C(no_log) value, Ansible masks each value wherever it appears in the task's output, so
+        short or common values (V(1), V(true)) make messages hard to read; keep non-secret settings elsewhere.
     type: dict
   merge:
     description:
@@ -53,11 +55,11 @@ options:
     default: false
   cas:
     description:
-      - Check-and-set: write or delete only if the variable's C(ModifyIndex) is this value (V(0) means it must not exist).
+      - Check-and-set. Write or delete only if the variable's C(ModifyIndex) is this value (V(0) means it must not exist).
       - Only consulted when a write or a delete is needed; a conflict fails and returns the current index.
     type: int
   return_values:
-    description: Return the items' values in RV(items). They are masked in Ansible's output like any no_log value.
+    description: Return the items with their values in RV(data). Values given in O(items) are still masked in Ansible's output.
     type: bool
     default: false
 seealso:
@@ -92,6 +94,10 @@ EXAMPLES = r'''
   register: var
   no_log: true
 
+- name: Use a value
+  ansible.builtin.set_fact:
+    db_user: "{{ var.data.db_user }}"
+
 - name: Remove it
   cloudvirt.platform.nomad_variable:
     path: nomad/jobs/old
@@ -111,8 +117,8 @@ exists:
   description: Whether the variable exists after the module ran (would exist, in check mode).
   returned: always
   type: bool
-keys:
-  description: Item keys, sorted.
+item_keys:
+  description: Item keys, sorted (not C(keys), which Jinja resolves to the dict method).
   returned: always
   type: list
   elements: str
@@ -130,8 +136,9 @@ create_index:
   description: C(CreateIndex) of the variable.
   returned: when the variable exists
   type: int
-items:
-  description: The items with their values.
+data:
+  description:
+    - The items with their values (named C(data) because C(result.items) is a method in Jinja).
   returned: when O(return_values=true) and the variable exists
   type: dict
 conflict:
@@ -195,12 +202,12 @@ class NomadVariable(object):
 
     def describe(self, var, include_values):
         self.result['exists'] = var is not None
-        self.result['keys'] = sorted((var or {}).get('Items') or {})
+        self.result['item_keys'] = sorted((var or {}).get('Items') or {})
         if var is not None:
             self.result['modify_index'] = var.get('ModifyIndex')
             self.result['create_index'] = var.get('CreateIndex')
             if include_values:
-                self.result['items'] = dict(var.get('Items') or {})
+                self.result['data'] = dict(var.get('Items') or {})
 
     def conflict(self, action, current_index):
         self.result['conflict'] = True
@@ -265,11 +272,11 @@ class NomadVariable(object):
             before, after = masked_diff(current_items if current is not None else {}, desired)
             self.result['diff'] = dict(before=before, after=after, before_header=self.path, after_header=self.path)
         if self.module.check_mode:
-            self.result.update(exists=True, keys=sorted(desired))
+            self.result.update(exists=True, item_keys=sorted(desired))
             if current is not None:
                 self.result.update(modify_index=current_index, create_index=current.get('CreateIndex'))
             if p['return_values']:
-                self.result['items'] = desired
+                self.result['data'] = desired
             return
         body = {'Namespace': self.namespace, 'Path': self.path, 'Items': desired}
         params = {'cas': p['cas']} if p['cas'] is not None else None

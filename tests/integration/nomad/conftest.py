@@ -22,7 +22,6 @@ import requests
 REPO = Path(__file__).resolve().parents[3]
 COLLECTIONS = REPO / ".build" / "collections"
 PYTHON = sys.executable
-BUSYBOX = "cloudvirt/busybox:latest"
 
 
 def _nomad_binary():
@@ -258,12 +257,14 @@ def nomad():
 
 @pytest.fixture(scope="session")
 def busybox_image():
-    """The image by ID: Nomad's Docker driver always pulls a `:latest` tag, and there is no
-    registry here; an image ID is looked up locally."""
-    out = subprocess.run(["docker", "image", "inspect", "--format", "{{.Id}}", BUSYBOX], capture_output=True, text=True)
-    if out.returncode != 0:
-        pytest.fail(f"{BUSYBOX} is missing: build it with scripts/lab-image.sh")
-    return out.stdout.strip()
+    """The workload image (scripts/lab-image.sh), by ID: there is no registry here, and Nomad's
+    Docker driver always pulls a `:latest` tag while an image ID is looked up locally."""
+    candidates = [os.environ.get("CLOUDVIRT_BUSYBOX_IMAGE"), "cloudvirt/busybox:1", "cloudvirt/busybox:latest"]
+    for image in filter(None, candidates):
+        out = subprocess.run(["docker", "image", "inspect", "--format", "{{.Id}}", image], capture_output=True, text=True)
+        if out.returncode == 0:
+            return out.stdout.strip()
+    pytest.fail("the busybox workload image is missing: build it with scripts/lab-image.sh")
 
 
 class ModuleRunner:
@@ -272,7 +273,7 @@ class ModuleRunner:
         self.tmp = Path(tmp)
         self.count = 0
 
-    def __call__(self, module, check=False, diff=False, env=None, timeout=400, **args):
+    def __call__(self, module, check=False, diff=False, env=None, process_timeout=400, **args):
         """Run a module like Ansible would on the target; returns its JSON result (plus `_elapsed`)."""
         self.count += 1
         payload = dict(args)
@@ -282,7 +283,7 @@ class ModuleRunner:
         argfile.write_text(json.dumps({"ANSIBLE_MODULE_ARGS": payload}))
         start = time.time()
         proc = subprocess.run([PYTHON, "-m", f"ansible_collections.cloudvirt.platform.plugins.modules.{module}", str(argfile)],
-                              capture_output=True, text=True, env=self.nomad.env(**(env or {})), timeout=timeout)
+                              capture_output=True, text=True, env=self.nomad.env(**(env or {})), timeout=process_timeout)
         elapsed = time.time() - start
         try:
             result = json.loads(proc.stdout)
