@@ -1,6 +1,6 @@
 # -*- coding: utf-8 -*-
-# Copyright (c) cloudvirt platform team
-# Apache License 2.0 (see LICENSE)
+# Copyright: cloudvirt platform team
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 
 from __future__ import absolute_import, division, print_function
 __metaclass__ = type

@@ -1,6 +1,6 @@
 # -*- coding: utf-8 -*-
-# Copyright (c) cloudvirt platform team
-# Apache License 2.0 (see LICENSE)
+# Copyright: cloudvirt platform team
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 
 from __future__ import absolute_import, division, print_function
 __metaclass__ = type
@@ -16,7 +16,7 @@ description:
   - Nodes are listed with one request, filtered by Nomad (O(filter)); results can be cached.
 version_added: 0.1.0
 author:
-  - cloudvirt platform team
+  - cloudvirt platform team (@cloudvirt)
 extends_documentation_fragment:
   - constructed
   - inventory_cache

@@ -1,6 +1,6 @@
 # -*- coding: utf-8 -*-
-# Copyright (c) cloudvirt platform team
-# Apache License 2.0 (see LICENSE)
+# Copyright: cloudvirt platform team
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """The one Nomad client of cloudvirt.platform: connection, TLS, ACL token, error translation,
 plan rendering and the waiting logic shared by the modules and the inventory plugin.
 
@@ -757,8 +757,8 @@ def allocation_problem(alloc, events_per_task=4):
 
 
 def describe_problem(problem):
-    text = 'allocation %s (%s, node %s, %s)' % (short_id(problem['id']), problem.get('name') or problem.get('group'),
-                                                 problem.get('node'), problem.get('client_status'))
+    text = 'allocation %s (%s, node %s, %s)' % (
+        short_id(problem['id']), problem.get('name') or problem.get('group'), problem.get('node'), problem.get('client_status'))
     task_texts = []
     for task in problem.get('tasks') or []:
         t = "task '%s' %s" % (task['name'], 'failed' if task['failed'] else (task.get('state') or 'pending'))
@@ -851,8 +851,8 @@ class Waiter(object):
                             for g, u in sorted(updates.items()))
         self.progress.add('evaluation %s %s%s' % (short_id(eval_id), status, (': ' + summary) if summary else ''))
         if status in ('failed', 'canceled', 'cancelled'):
-            self.fail('Evaluation %s of %s %s: %s' % (short_id(eval_id), what, status,
-                                                     evaluation.get('StatusDescription') or 'no reason given'))
+            self.fail('Evaluation %s of %s %s: %s' % (
+                short_id(eval_id), what, status, evaluation.get('StatusDescription') or 'no reason given'))
         failures = describe_placement_failures(evaluation.get('FailedTGAllocs'))
         if failures:
             self.fail('Nomad cannot place %s: %s.' % (what, '; '.join(failures)), placement_failures=failures)

@@ -1,7 +1,7 @@
 #!/usr/bin/python
 # -*- coding: utf-8 -*-
-# Copyright (c) cloudvirt platform team
-# Apache License 2.0 (see LICENSE)
+# Copyright: cloudvirt platform team
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 
 from __future__ import absolute_import, division, print_function
 __metaclass__ = type
@@ -21,7 +21,7 @@ description:
   - O(state=absent) stops the job (and purges it with O(purge=true)); a missing job is not an error.
 version_added: 0.1.0
 author:
-  - cloudvirt platform team
+  - cloudvirt platform team (@cloudvirt)
 extends_documentation_fragment:
   - cloudvirt.platform.nomad
 attributes:

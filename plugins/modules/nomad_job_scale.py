@@ -1,7 +1,7 @@
 #!/usr/bin/python
 # -*- coding: utf-8 -*-
-# Copyright (c) cloudvirt platform team
-# Apache License 2.0 (see LICENSE)
+# Copyright: cloudvirt platform team
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 
 from __future__ import absolute_import, division, print_function
 __metaclass__ = type
@@ -18,14 +18,16 @@ description:
     surplus ones have stopped.
 version_added: 0.1.0
 author:
-  - cloudvirt platform team
+  - cloudvirt platform team (@cloudvirt)
 extends_documentation_fragment:
   - cloudvirt.platform.nomad
 attributes:
   check_mode:
     support: full
+    description: Reports what would change without changing anything.
   diff_mode:
     support: full
+    description: Shows the state before and after.
 options:
   name:
     description: Job ID.
@@ -41,8 +43,8 @@ options:
       - Must stay within the group's C(scaling) block C(min)/C(max) when it has one.
     type: str
     required: true
-  message:
-    description: Reason recorded with the scaling event.
+  reason:
+    description: Message recorded with the scaling event (C(nomad job scaling-events) shows it).
     type: str
     default: Scaled by Ansible (cloudvirt.platform.nomad_job_scale)
   wait:
@@ -69,14 +71,14 @@ EXAMPLES = r'''
     name: web
     group: web
     count: 3
-    message: "Black Friday"
+    reason: "Black Friday"
 
 - name: Add two workers
   cloudvirt.platform.nomad_job_scale:
     name: imagehost
     group: worker
     count: "+2"
-    message: "backlog of {{ queue_depth }} messages"
+    reason: "backlog of {{ queue_depth }} messages"
 '''
 
 RETURN = r'''
@@ -184,7 +186,7 @@ class JobScale(object):
             return
         resp = None
         if changed:
-            resp = self.client.scale_job(p['name'], name, target, message=p['message'], namespace=self.namespace)
+            resp = self.client.scale_job(p['name'], name, target, message=p['reason'], namespace=self.namespace)
             self.result.update(eval_id=resp.get('EvalID') or None, job_modify_index=resp.get('JobModifyIndex'))
         if p['wait'] and not job.get('Stop'):
             self.wait(name, target, resp)
@@ -211,8 +213,8 @@ class JobScale(object):
                 if stopping:
                     text += ', %d stopping' % len(stopping)
                 return len(running) == target and not starting and not stopping, text
-            waiter.allocations(self.params['name'], what, accept,
-                              fail_index=(resp or {}).get('EvalCreateIndex') if resp else None)
+            fail_index = resp.get('EvalCreateIndex') if resp else None
+            waiter.allocations(self.params['name'], what, accept, fail_index=fail_index)
         finally:
             self.result['events'] = waiter.progress.events
 
@@ -223,7 +225,7 @@ def main():
         name=dict(type='str', required=True),
         group=dict(type='str'),
         count=dict(type='str', required=True),
-        message=dict(type='str', default='Scaled by Ansible (cloudvirt.platform.nomad_job_scale)'),
+        reason=dict(type='str', default='Scaled by Ansible (cloudvirt.platform.nomad_job_scale)'),
         wait=dict(type='bool', default=True),
         wait_timeout=dict(type='int', default=300),
     )

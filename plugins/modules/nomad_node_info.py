@@ -1,7 +1,7 @@
 #!/usr/bin/python
 # -*- coding: utf-8 -*-
-# Copyright (c) cloudvirt platform team
-# Apache License 2.0 (see LICENSE)
+# Copyright: cloudvirt platform team
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 
 from __future__ import absolute_import, division, print_function
 __metaclass__ = type
@@ -15,7 +15,7 @@ description:
     expression, filtered by Nomad rather than after downloading every node.
 version_added: 0.1.0
 author:
-  - cloudvirt platform team
+  - cloudvirt platform team (@cloudvirt)
 extends_documentation_fragment:
   - cloudvirt.platform.nomad
 attributes:
@@ -24,6 +24,7 @@ attributes:
     description: Read-only module.
   diff_mode:
     support: none
+    description: Nothing changes, so there is nothing to diff.
 options:
   node:
     description: One node, by full ID, name or unique ID prefix; returns the full node (RV(node)).

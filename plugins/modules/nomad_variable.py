@@ -1,7 +1,7 @@
 #!/usr/bin/python
 # -*- coding: utf-8 -*-
-# Copyright (c) cloudvirt platform team
-# Apache License 2.0 (see LICENSE)
+# Copyright: cloudvirt platform team
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 
 from __future__ import absolute_import, division, print_function
 __metaclass__ = type
@@ -18,12 +18,13 @@ description:
     and which of them change, with the values masked.
 version_added: 0.1.0
 author:
-  - cloudvirt platform team
+  - cloudvirt platform team (@cloudvirt)
 extends_documentation_fragment:
   - cloudvirt.platform.nomad
 attributes:
   check_mode:
     support: full
+    description: Reports what would change without changing anything.
   diff_mode:
     support: full
     description: Keys with masked values; changed keys are marked.

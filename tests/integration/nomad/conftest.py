@@ -42,7 +42,7 @@ def _nomad_binary():
 def _docker_ok():
     if not shutil.which("docker"):
         return False
-    return subprocess.run(["docker", "info"], capture_output=True, timeout=30).returncode == 0
+    return subprocess.run(["docker", "info"], capture_output=True, timeout=30, check=False).returncode == 0
 
 
 def free_port():
@@ -246,9 +246,9 @@ def nomad():
         # containers of our allocations only (other engineers share this Docker engine)
         for alloc_id in alloc_ids:
             out = subprocess.run(["docker", "ps", "-aq", "--filter", f"label=com.hashicorp.nomad.alloc_id={alloc_id}"],
-                                 capture_output=True, text=True).stdout.split()
+                                 capture_output=True, text=True, check=False).stdout.split()
             if out:
-                subprocess.run(["docker", "rm", "-f", *out], capture_output=True)
+                subprocess.run(["docker", "rm", "-f", *out], capture_output=True, check=False)
         if os.environ.get("KEEP_NOMAD_WORKDIR"):
             print(f"nomad workdir kept: {workdir}")
         else:
@@ -261,7 +261,7 @@ def busybox_image():
     Docker driver always pulls a `:latest` tag while an image ID is looked up locally."""
     candidates = [os.environ.get("CLOUDVIRT_BUSYBOX_IMAGE"), "cloudvirt/busybox:1", "cloudvirt/busybox:latest"]
     for image in filter(None, candidates):
-        out = subprocess.run(["docker", "image", "inspect", "--format", "{{.Id}}", image], capture_output=True, text=True)
+        out = subprocess.run(["docker", "image", "inspect", "--format", "{{.Id}}", image], capture_output=True, text=True, check=False)
         if out.returncode == 0:
             return out.stdout.strip()
     pytest.fail("the busybox workload image is missing: build it with scripts/lab-image.sh")
@@ -283,7 +283,7 @@ class ModuleRunner:
         argfile.write_text(json.dumps({"ANSIBLE_MODULE_ARGS": payload}))
         start = time.time()
         proc = subprocess.run([PYTHON, "-m", f"ansible_collections.cloudvirt.platform.plugins.modules.{module}", str(argfile)],
-                              capture_output=True, text=True, env=self.nomad.env(**(env or {})), timeout=process_timeout)
+                              capture_output=True, text=True, env=self.nomad.env(**(env or {})), timeout=process_timeout, check=False)
         elapsed = time.time() - start
         try:
             result = json.loads(proc.stdout)

@@ -1,6 +1,5 @@
 """Connection, TLS and ACL failures end in one clear message naming the address and what to check."""
 import socket
-import threading
 import time
 
 from conftest import free_port  # noqa: E402  (pytest puts this directory on sys.path)

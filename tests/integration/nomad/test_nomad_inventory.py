@@ -19,7 +19,7 @@ def unwrap(value):
 
 def inventory(nomad, path, *extra, env=None):
     proc = subprocess.run(["ansible-inventory", "-i", str(path), "--list", *extra], capture_output=True, text=True,
-                          env=nomad.env(**(env or {})), timeout=120)
+                          env=nomad.env(**(env or {})), timeout=120, check=False)
     return proc
 
 

@@ -214,5 +214,6 @@ def test_a_job_that_cannot_be_placed_fails_fast_with_the_reason(nomad, run, make
     assert result.get("failed") is True
     assert time.time() - start < 20
     assert "cannot place" in result["msg"] and "plan9" in result["msg"], result["msg"]
-    checked = run("nomad_job", content=make_job("unplaceable-2", job_extra='constraint {\n    attribute = "${attr.kernel.name}"\n    value = "plan9"\n  }'), check=True)
+    constraint = 'constraint {\n    attribute = "${attr.kernel.name}"\n    value = "plan9"\n  }'
+    checked = run("nomad_job", content=make_job("unplaceable-2", job_extra=constraint), check=True)
     assert checked["plan"]["placement_failures"], checked["plan"]

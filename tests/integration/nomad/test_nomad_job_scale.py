@@ -7,7 +7,7 @@ SCALING = 'scaling {\n      enabled = true\n      min     = 0\n      max     = 4
 def test_scale_up_relative_records_the_message_and_waits_for_running_allocations(nomad, run, make_job):
     assert run("nomad_job", content=make_job("scaler", count=1, group_extra=SCALING))["changed"]
 
-    up = run("nomad_job_scale", name="scaler", count="+2", message="load test", diff=True)
+    up = run("nomad_job_scale", name="scaler", count="+2", reason="load test", diff=True)
     assert up["changed"] is True, up
     assert (up["previous_count"], up["count"], up["group"]) == (1, 3, "web")
     assert up["running"] == 3 and len(nomad.running("scaler")) == 3

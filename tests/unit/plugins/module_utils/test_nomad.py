@@ -361,8 +361,8 @@ def test_a_deployment_that_never_finishes_times_out_with_what_is_pending():
 
 
 def test_placement_failures_fail_the_evaluation_wait():
-    evaluation = {"Status": "complete", "FailedTGAllocs": {"web": {"NodesEvaluated": 1, "NodesAvailable": {"dc1": 1},
-                                                                    "DimensionExhausted": {"memory": 1}}}}
+    metric = {"NodesEvaluated": 1, "NodesAvailable": {"dc1": 1}, "DimensionExhausted": {"memory": 1}}
+    evaluation = {"Status": "complete", "FailedTGAllocs": {"web": metric}}
     waiter = n.Waiter(FakeClient({"/v1/evaluation/": [evaluation]}), timeout=60, clock=Clock())
     with pytest.raises(n.WaitFailed, match="Nomad cannot place job 'web': group web: 1 allocation"):
         waiter.evaluation("e1", "job 'web'")
