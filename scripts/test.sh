@@ -57,7 +57,10 @@ pytest_run() { # report-name pytest-args...
 }
 
 stage_unit() {
-  pytest_run unit -q tests/unit
+  local rc=0
+  pytest_run unit -q tests/unit || rc=1
+  app/tests/run.sh unit -q --junitxml="$REPORTS/app-unit.xml" || rc=1
+  return $rc
 }
 
 stage_integration() {
@@ -66,6 +69,8 @@ stage_integration() {
     [ -d "$d" ] || continue
     pytest_run "integration-$(basename "$d")" -q "$d" || rc=1
   done
+  # The app against a real MinIO and RabbitMQ, and its built images.
+  app/tests/run.sh integration -q --junitxml="$REPORTS/app-integration.xml" || rc=1
   return $rc
 }
 
