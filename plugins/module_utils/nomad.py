@@ -4,10 +4,14 @@
 """The one Nomad client of cloudvirt.platform: connection, TLS, ACL token, error translation,
 plan rendering and the waiting logic shared by the modules and the inventory plugin.
 
-Plain HTTP through ``ansible.module_utils.urls`` rather than python-nomad: it covers every
-endpoint we need (parse with HCL2 variables, plan, register with EnforceIndex/PreserveCounts
-and a submission, blocking queries, scale, drain, variables with ``cas``), needs no third-party
-library on the host that runs the module, and leaves one place where errors are translated.
+Plain HTTP over the standard library's ``http.client`` rather than python-nomad: it covers
+every endpoint we need (parse with HCL2 variables, plan, register with EnforceIndex and
+PreserveCounts and a submission, blocking queries, scale, drain, variables with ``cas``), needs
+no third-party library on the host that runs the module, and leaves one place where errors are
+translated. Not ``ansible.module_utils.urls`` either: it builds a new TLS context (loading the
+system trust store) for every request and imports ``cryptography``, which made a no-change run
+slower than community.general's module; here one context and one kept-alive connection serve
+all requests of a module run.
 """
 
 from __future__ import absolute_import, division, print_function
@@ -25,10 +29,7 @@ from ansible.module_utils.basic import env_fallback
 from ansible.module_utils.common.text.converters import to_native, to_text
 from ansible.module_utils.six import string_types
 from ansible.module_utils.six.moves import http_client
-from ansible.module_utils.six.moves.urllib.error import HTTPError, URLError
-from ansible.module_utils.six.moves.urllib.parse import quote, urlencode
-from ansible.module_utils.urls import ConnectionError as UrlsConnectionError
-from ansible.module_utils.urls import Request
+from ansible.module_utils.six.moves.urllib.parse import quote, urlencode, urlsplit
 
 DEFAULT_ADDRESS = 'http://127.0.0.1:4646'
 DEFAULT_TIMEOUT = 10
@@ -82,18 +83,11 @@ class NomadError(Exception):
 # ---------------------------------------------------------------------------------------------
 
 def _root_cause(exc):
-    """Unwrap URLError/ConnectionError chains down to the OS or TLS error."""
+    """Unwrap wrappers that carry the OS or TLS error as ``reason`` (urllib's URLError style)."""
     seen = 0
-    while seen < 5:
+    while seen < 5 and isinstance(getattr(exc, 'reason', None), BaseException):
         seen += 1
-        if isinstance(exc, URLError) and not isinstance(exc, HTTPError) and isinstance(getattr(exc, 'reason', None), BaseException):
-            exc = exc.reason
-            continue
-        cause = getattr(exc, '__cause__', None) or getattr(exc, '__context__', None)
-        if isinstance(exc, UrlsConnectionError) and isinstance(cause, BaseException):
-            exc = cause
-            continue
-        break
+        exc = exc.reason
     return exc
 
 
@@ -182,6 +176,144 @@ def normalize_address(address):
     return address.rstrip('/')
 
 
+def _no_proxy_match(host, no_proxy):
+    host = host.lower().strip('[]')
+    for entry in (no_proxy or '').replace(' ', '').lower().split(','):
+        if not entry:
+            continue
+        if entry == '*':
+            return True
+        entry = entry.split(':')[0].lstrip('.')
+        if host == entry or host.endswith('.' + entry):
+            return True
+    return False
+
+
+def proxy_for(scheme, host, environ=None):
+    """The proxy URL for a request, from the environment like Nomad's own Go client: HTTPS_PROXY
+    or HTTP_PROXY (either case), NO_PROXY, and never a proxy for loopback."""
+    environ = os.environ if environ is None else environ
+    bare = host.lower().strip('[]')
+    if bare in ('localhost', '::1') or bare.startswith('127.'):
+        return None
+    if _no_proxy_match(bare, environ.get('NO_PROXY', environ.get('no_proxy', ''))):
+        return None
+    name = 'HTTPS_PROXY' if scheme == 'https' else 'HTTP_PROXY'
+    proxy = environ.get(name) or environ.get(name.lower())
+    if not proxy:
+        return None
+    return proxy if '://' in proxy else 'http://' + proxy
+
+
+class _UnixHTTPConnection(http_client.HTTPConnection):
+    def __init__(self, path, timeout):
+        http_client.HTTPConnection.__init__(self, 'localhost', timeout=timeout)
+        self._socket_path = path
+
+    def connect(self):
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        sock.settimeout(self.timeout)
+        sock.connect(self._socket_path)
+        self.sock = sock
+
+
+class HttpTransport(object):
+    """One kept-alive HTTP(S) connection to the agent, with a TLS context built once."""
+
+    def __init__(self, address, ca_cert=None, client_cert=None, client_key=None, validate_certs=True):
+        self.address = address
+        self.unix_socket = address[len('unix://'):] if address.startswith('unix://') else None
+        parts = urlsplit(address if not self.unix_socket else 'http://localhost')
+        self.scheme = parts.scheme
+        self.host = parts.hostname or 'localhost'
+        self.port = parts.port or (443 if self.scheme == 'https' else 80)
+        self.prefix = parts.path.rstrip('/')
+        self.ca_cert = ca_cert
+        self.client_cert = client_cert
+        self.client_key = client_key
+        self.validate_certs = validate_certs
+        self.proxy = None if self.unix_socket else proxy_for(self.scheme, self.host)
+        self._context = None
+        self._conn = None
+
+    def context(self):
+        if self._context is None:
+            ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+            if self.validate_certs:
+                # like the Nomad CLI: the CA file replaces the system trust store
+                if self.ca_cert:
+                    ctx.load_verify_locations(cafile=self.ca_cert)
+                else:
+                    ctx.load_default_certs()
+            else:
+                ctx.check_hostname = False
+                ctx.verify_mode = ssl.CERT_NONE
+            if self.client_cert:
+                ctx.load_cert_chain(self.client_cert, self.client_key)
+            self._context = ctx
+        return self._context
+
+    def _connect(self, timeout):
+        if self.unix_socket:
+            return _UnixHTTPConnection(self.unix_socket, timeout)
+        host, port = self.host, self.port
+        if self.proxy:
+            proxy = urlsplit(self.proxy)
+            host, port = proxy.hostname, proxy.port or 80
+        if self.scheme == 'https':
+            conn = http_client.HTTPSConnection(host, port, timeout=timeout, context=self.context())
+        else:
+            conn = http_client.HTTPConnection(host, port, timeout=timeout)
+        if self.proxy and self.scheme == 'https':
+            conn.set_tunnel(self.host, self.port)
+        return conn
+
+    def close(self):
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+
+    def request(self, method, target, body, headers, timeout):
+        """``(status, headers, body bytes)``; transport errors propagate untranslated."""
+        target = self.prefix + target
+        if self.proxy and self.scheme == 'http':
+            target = '%s://%s:%s%s' % (self.scheme, self.host, self.port, target)
+        for attempt in (1, 2):
+            reused = self._conn is not None
+            if self._conn is None:
+                self._conn = self._connect(timeout)
+            conn = self._conn
+            conn.timeout = timeout
+            if conn.sock is not None:
+                conn.sock.settimeout(timeout)
+            # A kept-alive connection the agent closed meanwhile fails at once; retry such a
+            # request once on a new connection, unless the agent may have acted on it already.
+            try:
+                conn.request(method, target, body=body, headers=headers)
+            except (ConnectionResetError, BrokenPipeError):
+                self.close()
+                if reused and attempt == 1:
+                    continue
+                raise
+            except Exception:
+                self.close()
+                raise
+            try:
+                resp = conn.getresponse()
+                data = resp.read()
+            except (http_client.RemoteDisconnected, http_client.BadStatusLine, ConnectionResetError):
+                self.close()
+                if reused and attempt == 1 and method in ('GET', 'HEAD'):
+                    continue
+                raise
+            except Exception:
+                self.close()
+                raise
+            if resp.will_close:
+                self.close()
+            return resp.status, resp.headers, data
+        raise http_client.HTTPException('no answer')  # not reached: the second attempt returns or raises
+
 class NomadResponse(object):
     def __init__(self, status, data, index, text=None):
         self.status = status
@@ -196,13 +328,8 @@ class NomadClient(object):
 
     def __init__(self, address=None, region=None, namespace=None, token=None, ca_cert=None,
                  client_cert=None, client_key=None, validate_certs=None, timeout=DEFAULT_TIMEOUT,
-                 opener=None):
+                 transport=None):
         self.address = normalize_address(address)
-        self.unix_socket = None
-        self.base_url = self.address
-        if self.address.startswith('unix://'):
-            self.unix_socket = self.address[len('unix://'):]
-            self.base_url = 'http://localhost'
         self.region = region or None
         self.namespace = namespace or None
         self.token = token or None
@@ -211,23 +338,35 @@ class NomadClient(object):
         self.client_key = client_key or None
         self.validate_certs = _skip_verify_fallback() if validate_certs is None else bool(validate_certs)
         self.timeout = timeout or DEFAULT_TIMEOUT
-        self._opener = opener or Request()
         for option, path in (('ca_cert', self.ca_cert), ('client_cert', self.client_cert), ('client_key', self.client_key)):
             if path and not os.path.isfile(path):
                 raise NomadError('%s file %s does not exist (talking to Nomad at %s).' % (option, path, self.address))
         if bool(self.client_cert) != bool(self.client_key) and self.client_key:
             raise NomadError('client_key is set but client_cert is not; set both (talking to Nomad at %s).' % self.address)
+        if not re.match(r'^(https?://[^/]+|unix://.+)', self.address):
+            raise NomadError('address %r is not an http://, https:// or unix:// address.' % self.address)
+        self.transport = transport
+        if transport is None:
+            self.transport = HttpTransport(self.address, self.ca_cert, self.client_cert, self.client_key, self.validate_certs)
+            if self.transport.scheme == 'https':
+                try:
+                    self.transport.context()
+                except (ssl.SSLError, OSError, ValueError) as exc:
+                    raise NomadError('Cannot use the TLS files for Nomad at %s (ca_cert %s, client_cert %s, client_key %s): %s.'
+                                     % (self.address, self.ca_cert or '-', self.client_cert or '-', self.client_key or '-',
+                                        to_native(exc)))
 
     @classmethod
-    def from_params(cls, params, opener=None):
+    def from_params(cls, params, transport=None):
         return cls(address=params.get('address'), region=params.get('region'), namespace=params.get('namespace'),
                    token=params.get('token'), ca_cert=params.get('ca_cert'), client_cert=params.get('client_cert'),
                    client_key=params.get('client_key'), validate_certs=params.get('validate_certs'),
-                   timeout=params.get('timeout'), opener=opener)
+                   timeout=params.get('timeout'), transport=transport)
 
     # -- transport ------------------------------------------------------------------------------
 
-    def url(self, path, params=None, namespace=None):
+    def target(self, path, params=None, namespace=None):
+        """Path and query string of a request (namespace and region added)."""
         query = []
         ns = self.namespace if namespace is None else namespace
         if ns:
@@ -240,7 +379,7 @@ class NomadClient(object):
             if isinstance(value, bool):
                 value = 'true' if value else 'false'
             query.append((key, to_text(value)))
-        return self.base_url + path + ('?' + urlencode(query) if query else '')
+        return path + ('?' + urlencode(query) if query else '')
 
     def request(self, method, path, params=None, body=None, ok=(), namespace=None, timeout=None, raw=False):
         """One API call. Statuses listed in ``ok`` (e.g. 404, 409) come back as a response
@@ -252,28 +391,17 @@ class NomadClient(object):
         if body is not None:
             data = json.dumps(body).encode('utf-8')
             headers['Content-Type'] = 'application/json'
-        url = self.url(path, params, namespace)
+        target = self.target(path, params, namespace)
         timeout = timeout or self.timeout
         try:
-            resp = self._opener.open(
-                method, url, data=data, headers=headers, timeout=timeout, validate_certs=self.validate_certs,
-                client_cert=self.client_cert, client_key=self.client_key, ca_path=self.ca_cert,
-                unix_socket=self.unix_socket, use_proxy=True, follow_redirects='none')
-            status = getattr(resp, 'status', None) or resp.getcode()
-            text = to_text(resp.read(), errors='surrogate_or_replace')
-            index = resp.headers.get('X-Nomad-Index') if getattr(resp, 'headers', None) is not None else None
-        except HTTPError as exc:
-            status = exc.code
-            try:
-                text = to_text(exc.read(), errors='surrogate_or_replace')
-            except Exception:  # the body of an error is best effort
-                text = ''
-            index = None
-            if status not in ok:
-                raise NomadError(describe_http_error(status, text, self.address, method, path, bool(self.token)),
-                                 status=status, body=text)
-        except (URLError, UrlsConnectionError, socket.error, ssl.SSLError, http_client.HTTPException, ValueError) as exc:
+            status, resp_headers, raw_body = self.transport.request(method, target, data, headers, timeout)
+        except (socket.error, ssl.SSLError, http_client.HTTPException, ValueError) as exc:
             raise NomadError(describe_transport_error(exc, self.address, timeout))
+        text = to_text(raw_body or b'', errors='surrogate_or_replace')
+        index = resp_headers.get('X-Nomad-Index') if resp_headers is not None else None
+        if status >= 300 and status not in ok:
+            raise NomadError(describe_http_error(status, text, self.address, method, path, bool(self.token)),
+                             status=status, body=text)
         if raw:
             return NomadResponse(status, text, _int_or_none(index), text)
         payload = None

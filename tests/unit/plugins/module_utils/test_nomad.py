@@ -1,12 +1,11 @@
 """Pure logic of plugins/module_utils/nomad.py: error translation (with a stubbed HTTP opener),
 counts, durations, HCL values, plan rendering, failure descriptions, the waiting loop."""
 import errno
-import io
 import json
 import socket
 import ssl
 from http.client import RemoteDisconnected
-from urllib.error import HTTPError, URLError
+from urllib.error import URLError
 
 import pytest
 
@@ -54,69 +53,61 @@ def test_http_errors():
     assert "rejected POST /v1/jobs (400): bad job" in n.describe_http_error(400, "bad job", ADDR, "POST", "/v1/jobs")
 
 
-# -- the client with a stubbed opener ---------------------------------------------------------
+# -- the client with a stubbed transport ------------------------------------------------------
 
-class Response:
-    def __init__(self, status, body, index=None):
-        self.status = status
-        self._body = body if isinstance(body, bytes) else json.dumps(body).encode()
-        self.headers = {"X-Nomad-Index": str(index)} if index else {}
+class Transport:
+    """Records requests; answers from a script of (status, body[, index]) or exceptions."""
 
-    def read(self):
-        return self._body
-
-    def getcode(self):
-        return self.status
-
-
-class Opener:
     def __init__(self, *answers):
         self.answers = list(answers)
         self.calls = []
 
-    def open(self, method, url, **kwargs):
-        self.calls.append(dict(kwargs, method=method, url=url))
+    def request(self, method, target, body, headers, timeout):
+        self.calls.append(dict(method=method, target=target, body=body, headers=headers, timeout=timeout))
         answer = self.answers.pop(0)
         if isinstance(answer, BaseException):
             raise answer
-        return answer
+        status, payload = answer[0], answer[1]
+        data = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
+        headers = {"X-Nomad-Index": str(answer[2])} if len(answer) > 2 else {}
+        return status, headers, data
 
 
-def http_error(status, body):
-    return HTTPError("http://x", status, "err", {}, io.BytesIO(body.encode()))
-
-
-def test_request_sends_token_namespace_region_and_tls_settings(tmp_path):
-    ca = tmp_path / "ca.pem"
-    ca.write_text("x")
-    opener = Opener(Response(200, {"ID": "web"}, index=42))
-    client = n.NomadClient(address="10.0.0.5:4646", namespace="apps", region="eu", token="s3cret", ca_cert=str(ca),
-                           validate_certs=True, timeout=3, opener=opener)
+def test_request_sends_token_namespace_region_and_parses_the_index():
+    transport = Transport((200, {"ID": "web"}, 42))
+    client = n.NomadClient(address="10.0.0.5:4646", namespace="apps", region="eu", token="s3cret", timeout=3,
+                           transport=transport)
+    assert client.address == "http://10.0.0.5:4646"
     resp = client.request("GET", "/v1/job/web")
     assert resp.data == {"ID": "web"} and resp.index == 42
-    call = opener.calls[0]
-    assert call["url"] == "http://10.0.0.5:4646/v1/job/web?namespace=apps&region=eu"
-    assert call["headers"]["X-Nomad-Token"] == "s3cret"
-    assert call["ca_path"] == str(ca) and call["timeout"] == 3 and call["validate_certs"] is True
+    call = transport.calls[0]
+    assert call["target"] == "/v1/job/web?namespace=apps&region=eu"
+    assert call["headers"]["X-Nomad-Token"] == "s3cret" and call["timeout"] == 3
 
 
 def test_request_translates_http_errors_once_and_lets_expected_statuses_through():
-    client = n.NomadClient(address=ADDR, token="t", opener=Opener(http_error(403, "Permission denied"),
-                                                                  http_error(404, "job not found")))
+    client = n.NomadClient(address=ADDR, token="t", transport=Transport((403, b"Permission denied"), (404, b"job not found")))
     with pytest.raises(n.NomadError) as err:
         client.request("GET", "/v1/jobs")
     assert err.value.status == 403 and "refused the token (403 Permission denied)" in err.value.msg
     assert client.read_job("nope") is None
 
 
-def test_request_translates_connection_errors():
-    client = n.NomadClient(address=ADDR, opener=Opener(URLError(ConnectionRefusedError(111, "Connection refused"))))
-    with pytest.raises(n.NomadError, match="Cannot reach Nomad at https://10.0.0.5:4646: connection refused"):
+@pytest.mark.parametrize("exc,expected", [
+    (ConnectionRefusedError(errno.ECONNREFUSED, "Connection refused"), "connection refused"),
+    (socket.timeout("timed out"), "no answer within 10s"),
+    (ssl.SSLError(1, "[SSL: WRONG_VERSION_NUMBER] wrong version number"), "does not speak TLS"),
+])
+def test_request_translates_transport_errors(exc, expected):
+    client = n.NomadClient(address=ADDR, transport=Transport(exc))
+    with pytest.raises(n.NomadError) as err:
         client.request("GET", "/v1/jobs")
+    assert err.value.msg.startswith(("Cannot reach Nomad at https://10.0.0.5:4646", "TLS handshake with Nomad at https://10.0.0.5"))
+    assert expected in err.value.msg
 
 
 def test_parse_errors_keep_the_body_for_the_module():
-    client = n.NomadClient(address=ADDR, opener=Opener(http_error(400, "Failed to parse job: input.hcl:3,5-6: Bad")))
+    client = n.NomadClient(address=ADDR, transport=Transport((400, b"Failed to parse job: input.hcl:3,5-6: Bad")))
     with pytest.raises(n.NomadError) as err:
         client.parse_job('job "x" {}')
     assert err.value.status == 400 and "input.hcl:3,5-6" in err.value.body
@@ -132,26 +123,40 @@ def test_validate_certs_follows_nomad_skip_verify(monkeypatch):
     assert n.NomadClient(address=ADDR).validate_certs is True
 
 
-def test_missing_certificate_files_are_reported_before_any_request():
+def test_tls_files_are_checked_before_any_request(tmp_path):
     with pytest.raises(n.NomadError, match="client_cert file /no/cert.pem does not exist"):
         n.NomadClient(address=ADDR, client_cert="/no/cert.pem", client_key="/no/key.pem")
+    bogus = tmp_path / "ca.pem"
+    bogus.write_text("not a certificate")
+    with pytest.raises(n.NomadError, match="Cannot use the TLS files for Nomad at https://10.0.0.5:4646"):
+        n.NomadClient(address=ADDR, ca_cert=str(bogus))
+    # plain HTTP needs no TLS files at all
+    assert n.NomadClient(address="http://127.0.0.1:4646", ca_cert=str(bogus)).transport.scheme == "http"
 
 
-def test_unix_socket_addresses():
-    opener = Opener(Response(200, []))
-    client = n.NomadClient(address="unix:///run/nomad.sock", opener=opener)
-    client.request("GET", "/v1/jobs")
-    assert opener.calls[0]["unix_socket"] == "/run/nomad.sock"
-    assert opener.calls[0]["url"] == "http://localhost/v1/jobs"
+def test_unusable_addresses_are_refused():
+    with pytest.raises(n.NomadError, match="is not an http://, https:// or unix:// address"):
+        n.NomadClient(address="ftp://nomad:4646")
+
+
+def test_addresses_and_proxies_like_the_go_client():
+    transport = n.NomadClient(address="unix:///run/nomad.sock").transport
+    assert transport.unix_socket == "/run/nomad.sock" and transport.proxy is None
+    env = {"HTTPS_PROXY": "proxy.corp:3128", "NO_PROXY": ".internal,10.0.0.9"}
+    assert n.proxy_for("https", "nomad.example.com", env) == "http://proxy.corp:3128"
+    assert n.proxy_for("https", "nomad.internal", env) is None
+    assert n.proxy_for("https", "10.0.0.9", env) is None
+    assert n.proxy_for("https", "127.0.0.1", env) is None, "loopback is never proxied"
+    assert n.proxy_for("http", "nomad.example.com", env) is None, "HTTPS_PROXY does not apply to http://"
 
 
 def test_find_node_by_name_then_prefix():
     node = {"ID": "0b1c2d3e-0000-0000-0000-000000000000", "Name": "node1"}
-    opener = Opener(Response(200, []), Response(200, [node]), Response(200, node))
-    client = n.NomadClient(address=ADDR, opener=opener)
+    transport = Transport((200, []), (200, [node]), (200, node))
+    client = n.NomadClient(address=ADDR, transport=transport)
     assert client.find_node("0b1c")["Name"] == "node1"
-    assert "filter=Name+%3D%3D+%220b1c%22" in opener.calls[0]["url"]
-    assert "prefix=0b1c" in opener.calls[1]["url"]
+    assert "filter=Name+%3D%3D+%220b1c%22" in transport.calls[0]["target"]
+    assert "prefix=0b1c" in transport.calls[1]["target"]
 
 
 # -- counts, durations, HCL -------------------------------------------------------------------
@@ -375,3 +380,47 @@ def test_progress_deduplicates_and_timestamps():
     progress.add("a")
     progress.add("b")
     assert progress.events == ["+0.5s a", "+1.5s b"], "the repeated message took no timestamp"
+
+
+# -- the real transport against a throw-away local HTTP server --------------------------------
+
+def test_transport_reuses_one_connection_and_retries_after_the_server_closed_it():
+    import http.server
+    import threading
+
+    connections = []
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def setup(self):
+            super().setup()
+            connections.append(self.client_address)
+
+        def do_GET(self):  # noqa: N802 (http.server's naming)
+            body = json.dumps({"path": self.path}).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.send_header("X-Nomad-Index", "7")
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        client = n.NomadClient(address="http://127.0.0.1:%d" % server.server_address[1])
+        for i in range(3):
+            assert client.get("/v1/job/%d" % i) == {"path": "/v1/job/%d" % i}
+        assert len(connections) == 1, "one kept-alive connection serves every request"
+        # the agent closes the idle connection; the next GET transparently reconnects
+        client.transport._conn.sock.shutdown(socket.SHUT_RDWR)
+        assert client.blocking_get("/v1/jobs", None, 1) == ({"path": "/v1/jobs"}, 7)
+        assert len(connections) == 2
+    finally:
+        server.shutdown()
+        server.server_close()
