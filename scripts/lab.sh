@@ -106,7 +106,7 @@ nomad_install_method: binary
 nomad_binary_src: $nomad_bin
 # Debian's mirror is reachable from the lab; Docker's repository is not.
 docker_package_source: docker.io
-# The Consul and Nomad APIs answer on each node's address, for the UI from the host.
+# The floating IP (roles keepalived and haproxy).
 keepalived_vip: $VIP
 EOF
 }
@@ -164,7 +164,9 @@ status() {
   echo
   echo "  Consul UI/API : http://$ip:8500/ui"
   echo "  Nomad UI/API  : http://$ip:4646/ui"
-  echo "  Floating IP   : http://$VIP/"
+  if docker exec "${NAME_PREFIX}node1" systemctl is-active -q keepalived 2>/dev/null; then
+    echo "  Floating IP   : http://$VIP/"
+  fi
   echo "  SSH           : ssh -i $KEY_DIR/id_ed25519 root@$ip"
   echo "  Inventory     : $INVENTORY/hosts.yml"
   if docker exec "${NAME_PREFIX}node1" true 2>/dev/null; then
