@@ -73,6 +73,7 @@ write_inventory() {
   local consul_bin=$1 nomad_bin=$2 i
   mkdir -p "$INVENTORY/group_vars"
   {
+    echo "---"
     echo "# Written by scripts/lab.sh; do not edit (make lab rewrites it)."
     echo "all:"
     echo "  hosts:"
@@ -93,6 +94,7 @@ write_inventory() {
     done
   } >"$INVENTORY/hosts.yml"
   cat >"$INVENTORY/group_vars/all.yml" <<EOF
+---
 # Written by scripts/lab.sh; do not edit (make lab rewrites it).
 ansible_user: root
 ansible_ssh_private_key_file: $KEY_DIR/id_ed25519
