@@ -314,6 +314,7 @@ class HttpTransport(object):
             return resp.status, resp.headers, data
         raise http_client.HTTPException('no answer')  # not reached: the second attempt returns or raises
 
+
 class NomadResponse(object):
     def __init__(self, status, data, index, text=None):
         self.status = status
