@@ -12,7 +12,7 @@ LOG_TAG=test
 ALL_STAGES=(prepare lint sanity unit integration molecule)
 STAGES=("$@")
 [ ${#STAGES[@]} -gt 0 ] || STAGES=("${ALL_STAGES[@]}")
-MOLECULE_SCENARIOS=${MOLECULE_SCENARIOS:-consul nomad docker keepalived haproxy cluster edge}
+MOLECULE_SCENARIOS=${MOLECULE_SCENARIOS:-consul nomad cluster}
 REPORTS=$PWD/tests/output/junit
 rm -rf "$REPORTS"; mkdir -p "$REPORTS"
 export ANSIBLE_COLLECTIONS_PATH=${ANSIBLE_COLLECTIONS_PATH:-$PWD/.build/collections}
