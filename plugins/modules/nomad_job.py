@@ -422,8 +422,9 @@ class NomadJob(object):
             evaluation = waiter.evaluation(reg['EvalID'], what)
             deployment_id = evaluation.get('DeploymentID')
             if not deployment_id:
+                # whatever its status: following a deployment that already failed reports why
                 latest = self.client.latest_deployment(job_id, namespace=self.namespace)
-                if latest and latest.get('JobVersion') == version and latest.get('Status') in ACTIVE_DEPLOYMENT + ('successful',):
+                if latest and latest.get('JobVersion') == version:
                     deployment_id = latest['ID']
             if deployment_id:
                 self._follow_deployment(waiter, deployment_id, what)

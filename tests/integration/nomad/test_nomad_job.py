@@ -3,6 +3,10 @@ deployments with useful failures, auto-revert, canaries, absent/purge, guarded w
 import json
 import time
 
+# A task that dies at once must not look healthy: on a loaded machine Docker may report the exit
+# later than a 1s min_healthy_time, so jobs meant to fail get a margin.
+FAILING_UPDATE = 'min_healthy_time = "5s"\n      healthy_deadline = "30s"\n      progress_deadline = "0"'
+
 
 def test_submit_waits_for_health_then_resubmit_is_unchanged_and_a_change_shows_its_diff(nomad, run, make_job):
     first = run("nomad_job", content=make_job("web", count=1), diff=True)
@@ -53,7 +57,7 @@ def test_check_mode_returns_the_plan_and_registers_nothing(nomad, run, make_job)
 
 
 def test_a_failing_task_fails_the_wait_naming_allocation_task_events_and_stderr(nomad, run, make_job):
-    hcl = make_job("crasher", args=("sh", "-c", "echo boom-from-the-task >&2; exit 3"))
+    hcl = make_job("crasher", args=("sh", "-c", "echo boom-from-the-task >&2; exit 3"), update=FAILING_UPDATE)
     start = time.time()
     result = run("nomad_job", content=hcl)
     assert result.get("failed") is True, result
@@ -82,7 +86,7 @@ def test_auto_revert_is_reported_and_the_previous_version_runs_again(nomad, run,
     good = make_job("reverting", update=update)
     assert run("nomad_job", content=good)["deployment"]["status"] == "successful"
 
-    bad = make_job("reverting", update=update, args=("sh", "-c", "exit 7"))
+    bad = make_job("reverting", update=FAILING_UPDATE + "\n      auto_revert = true", args=("sh", "-c", "exit 7"))
     result = run("nomad_job", content=bad)
     assert result.get("failed") is True, result
     assert "auto-reverted the job to version 0" in result["msg"], result["msg"]
