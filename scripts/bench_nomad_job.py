@@ -63,6 +63,7 @@ def start_agent(binary, workdir):
     http, rpc, serf = free_port(), free_port(), free_port()
     (workdir / "agent.hcl").write_text(f"""
 bind_addr = "127.0.0.1"
+data_dir  = "{workdir}/data"
 disable_update_check = true
 ports {{
   http = {http}

@@ -182,6 +182,16 @@ plugin "docker" {{
 """)
 
 
+def unmount_under(directory):
+    """Nomad's client mounts a tmpfs for each task's secrets/ and private/ and leaves them when a
+    dev agent exits; unmount those under our work directory (deepest first) so it can be removed."""
+    prefix = os.path.realpath(directory) + os.sep
+    with open("/proc/mounts") as mounts:
+        points = [line.split()[1].replace("\\040", " ") for line in mounts]
+    for point in sorted((p for p in points if p.startswith(prefix)), key=len, reverse=True):
+        subprocess.run(["umount", "-l", point], capture_output=True, check=False)
+
+
 def _stop(nomad):
     if nomad.proc is None or nomad.proc.poll() is not None:
         return
@@ -249,6 +259,7 @@ def nomad():
                                  capture_output=True, text=True, check=False).stdout.split()
             if out:
                 subprocess.run(["docker", "rm", "-f", *out], capture_output=True, check=False)
+        unmount_under(workdir)
         if os.environ.get("KEEP_NOMAD_WORKDIR"):
             print(f"nomad workdir kept: {workdir}")
         else:
