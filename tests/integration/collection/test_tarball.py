@@ -34,7 +34,7 @@ def test_tarball_leaves_out_what_is_not_the_collection(installed):
 
 
 def test_deploy_playbook_runs_by_fqcn(installed):
-    _, env, work = installed
+    env, work = installed[1], installed[2]
     out = subprocess.run(
         ["ansible-playbook", "-i", str(ROOT / "inventories/example"), "cloudvirt.platform.deploy", "--syntax-check"],
         capture_output=True, text=True, env=env, cwd=work, check=False)
@@ -45,7 +45,7 @@ def test_deploy_playbook_runs_by_fqcn(installed):
 @pytest.mark.parametrize("kind,name", [("module", "nomad_job"), ("role", "consul"), ("role", "nomad"),
                                        ("filter", "inventory_addresses"), ("inventory", "nomad")])
 def test_docs_render_from_the_installed_copy(installed, kind, name):
-    _, env, work = installed
+    env, work = installed[1], installed[2]
     out = subprocess.run(["ansible-doc", "-t", kind, f"cloudvirt.platform.{name}"],
                          capture_output=True, text=True, env=env, cwd=work, check=False)
     assert out.returncode == 0 and "installed/ansible_collections" in out.stdout, out.stderr
