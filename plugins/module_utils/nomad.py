@@ -537,6 +537,19 @@ def bexpr_quote(value):
     return '"%s"' % to_text(value).replace('\\', '\\\\').replace('"', '\\"')
 
 
+def run_action(module, action, step):
+    """Run one step of a module's action object and exit with its ``result``. A NomadError fails
+    the module with the translated message plus whatever the action gathered before it."""
+    try:
+        step()
+    except NomadError as exc:
+        result = dict(action.result)
+        result.update(exc.data)
+        result.pop('msg', None)
+        module.fail_json(msg=exc.msg, **result)
+    module.exit_json(**action.result)
+
+
 def client_from_module(module):
     """A client for an AnsibleModule built with :func:`nomad_argument_spec`; fails the module
     with the translated message when the options are unusable."""

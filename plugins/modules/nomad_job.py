@@ -254,7 +254,7 @@ import os
 from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.common.text.converters import to_native, to_text
 from ansible_collections.cloudvirt.platform.plugins.module_utils.nomad import (
-    NomadError, Waiter, client_from_module, describe_placement_failures, explain_parse_error,
+    NomadError, run_action, Waiter, client_from_module, describe_placement_failures, explain_parse_error,
     hcl_variables_file, nomad_argument_spec, render_plan_diff, summarize_updates)
 
 ACTIVE_DEPLOYMENT = ('running', 'pending', 'paused', 'initializing', 'blocked', 'unblocking')
@@ -542,17 +542,7 @@ def main():
     )
     client = client_from_module(module)
     job = NomadJob(module, client)
-    try:
-        if module.params['state'] == 'present':
-            job.present()
-        else:
-            job.absent()
-    except NomadError as exc:
-        result = dict(job.result)
-        result.update(exc.data)
-        result.pop('msg', None)
-        module.fail_json(msg=exc.msg, **result)
-    module.exit_json(**job.result)
+    run_action(module, job, job.present if module.params['state'] == 'present' else job.absent)
 
 
 if __name__ == '__main__':

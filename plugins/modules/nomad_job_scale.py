@@ -126,7 +126,7 @@ events:
 from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.common.text.converters import to_native
 from ansible_collections.cloudvirt.platform.plugins.module_utils.nomad import (
-    NomadError, Waiter, client_from_module, nomad_argument_spec, resolve_count)
+    run_action, Waiter, client_from_module, nomad_argument_spec, resolve_count)
 
 
 class JobScale(object):
@@ -232,13 +232,7 @@ def main():
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
     client = client_from_module(module)
     scale = JobScale(module, client)
-    try:
-        scale.run()
-    except NomadError as exc:
-        result = dict(scale.result)
-        result.update(exc.data)
-        module.fail_json(msg=exc.msg, **result)
-    module.exit_json(**scale.result)
+    run_action(module, scale, scale.run)
 
 
 if __name__ == '__main__':

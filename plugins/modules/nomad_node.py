@@ -144,7 +144,7 @@ import time
 from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.common.text.converters import to_native
 from ansible_collections.cloudvirt.platform.plugins.module_utils.nomad import (
-    NomadError, Progress, WaitFailed, client_from_module, nomad_argument_spec, parse_duration)
+    run_action, Progress, WaitFailed, client_from_module, nomad_argument_spec, parse_duration)
 
 
 def node_summary(node):
@@ -321,13 +321,7 @@ def main():
         module.fail_json(msg='Say what to do with the node: drain, eligible or purge.')
     client = client_from_module(module)
     node = NomadNode(module, client)
-    try:
-        node.run()
-    except NomadError as exc:
-        result = dict(node.result)
-        result.update(exc.data)
-        module.fail_json(msg=exc.msg, **result)
-    module.exit_json(**node.result)
+    run_action(module, node, node.run)
 
 
 if __name__ == '__main__':

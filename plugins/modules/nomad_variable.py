@@ -152,7 +152,7 @@ from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.common.text.converters import to_text
 from ansible.module_utils.six import string_types
 from ansible_collections.cloudvirt.platform.plugins.module_utils.nomad import (
-    NomadError, client_from_module, nomad_argument_spec)
+    run_action, client_from_module, nomad_argument_spec)
 
 MASK = '********'
 
@@ -307,13 +307,7 @@ def main():
     )
     client = client_from_module(module)
     variable = NomadVariable(module, client)
-    try:
-        variable.run()
-    except NomadError as exc:
-        result = dict(variable.result)
-        result.update(exc.data)
-        module.fail_json(msg=exc.msg, **result)
-    module.exit_json(**variable.result)
+    run_action(module, variable, variable.run)
 
 
 if __name__ == '__main__':
