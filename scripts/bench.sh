@@ -20,6 +20,7 @@ for b in "${benches[@]}"; do
     continue
   fi
   case $b in
+    failover) scripts/lab.sh up >&2 ;;  # the lab cluster (idempotent, minutes when it is up already)
     nomad_job) scripts/build-binaries.sh nomad >/dev/null && ensure_docker && scripts/lab-image.sh ;;
     app) app/tests/run.sh unit -q >/dev/null ;;  # installs the app's pinned dependencies
   esac
