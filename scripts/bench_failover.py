@@ -49,10 +49,11 @@ def log(msg):
 
 
 def lab():
-    """(node name -> address, VIP) from the inventory make lab wrote."""
-    hosts = yaml.safe_load((INVENTORY / "hosts.yml").read_text())["all"]["hosts"]
-    group_vars = yaml.safe_load((INVENTORY / "group_vars" / "all.yml").read_text())
-    return {name: h["ansible_host"] for name, h in hosts.items()}, group_vars["keepalived_vip"]
+    """(edge node name -> address, VIP) from the inventory make lab wrote."""
+    inventory = yaml.safe_load((INVENTORY / "hosts.yml").read_text())["all"]
+    edge = inventory["children"]["edge"]["hosts"]
+    group_vars = yaml.safe_load((INVENTORY / "group_vars" / "all" / "main.yml").read_text())
+    return {name: inventory["hosts"][name]["ansible_host"] for name in edge}, group_vars["keepalived_vip"]
 
 
 def container(node):

@@ -24,6 +24,10 @@ KEY_DIR=$CLOUDVIRT_CACHE/lab
 PLAYBOOK=${LAB_PLAYBOOK:-playbooks/deploy.yml}
 
 node_ip() { echo "$PREFIX.$((10 + $1))"; }
+INFRA_IP=$PREFIX.20
+# The infra node's registry, published on the controller's loopback so its Docker pushes to
+# it without an insecure-registry setting (loopback registries are trusted as they are).
+REGISTRY_PORT=${LAB_REGISTRY_PORT:-15000}
 
 # The flags that let systemd boot as PID 1 without --privileged (which fails on these hosts).
 node_run_flags() {
@@ -69,9 +73,53 @@ ensure_node() { # index
   docker exec "$name" systemctl start ssh
 }
 
+# The app's broker (RabbitMQ), object storage (MinIO) and image registry, on a node of their own
+# (users may use managed services instead: they leave the broker and storage groups empty).
+ensure_infra() {
+  local name="${NAME_PREFIX}infra" j
+  if [ "$(docker inspect -f '{{.State.Running}}' "$name" 2>/dev/null)" = true ]; then
+    log "node $name ($INFRA_IP) is running"
+  else
+    docker rm -f "$name" >/dev/null 2>&1 || true
+    log "starting node $name at $INFRA_IP (broker, storage, registry)"
+    # shellcheck disable=SC2046
+    docker run -d --name "$name" --hostname infra --label cloudvirt.lab=1 \
+      $(node_run_flags) -v "${name}-data:/srv" -p "127.0.0.1:$REGISTRY_PORT:5000" \
+      --network "$NETWORK" --ip "$INFRA_IP" "$IMAGE" >/dev/null
+  fi
+  for j in $(seq 1 30); do
+    docker exec "$name" systemctl is-system-running 2>/dev/null | grep -Eq 'running|degraded' && break
+    sleep 1
+  done
+  docker exec -i "$name" sh -c 'mkdir -p /root/.ssh && chmod 700 /root/.ssh && cat > /root/.ssh/authorized_keys && chmod 600 /root/.ssh/authorized_keys' \
+    <"$KEY_DIR/id_ed25519.pub"
+  docker exec "$name" systemctl start ssh
+}
+
+# The lab's secrets (MinIO root password, broker password), generated once into an Ansible
+# Vault file whose password file lives with the lab's SSH key (0600); never in plain text.
+ensure_vault() {
+  local vault=$INVENTORY/group_vars/all/vault.yml
+  VAULT_PASS=$KEY_DIR/vault-pass
+  umask 077
+  [ -s "$VAULT_PASS" ] || head -c 32 /dev/urandom | base64 >"$VAULT_PASS"
+  mkdir -p "$(dirname "$vault")"
+  if [ ! -s "$vault" ] || ! ansible-vault view --vault-password-file "$VAULT_PASS" "$vault" >/dev/null 2>&1; then
+    log "generating the lab's secrets into $vault (Ansible Vault)"
+    {
+      echo "---"
+      echo "vault_minio_root_password: $(head -c 24 /dev/urandom | base64 | tr -dc 'A-Za-z0-9')"
+      echo "vault_broker_password: $(head -c 24 /dev/urandom | base64 | tr -dc 'A-Za-z0-9')"
+    } | ansible-vault encrypt --vault-password-file "$VAULT_PASS" --output "$vault" - >/dev/null
+  fi
+  umask 022
+  export ANSIBLE_VAULT_PASSWORD_FILE=$VAULT_PASS
+}
+
 write_inventory() {
-  local consul_bin=$1 nomad_bin=$2 i
-  mkdir -p "$INVENTORY/group_vars"
+  local consul_bin=$1 nomad_bin=$2 minio_bin=$3 i
+  mkdir -p "$INVENTORY/group_vars/all"
+  rm -f "$INVENTORY/group_vars/all.yml"  # older labs: a file would be ignored next to the directory
   {
     echo "---"
     echo "# Written by scripts/lab.sh; do not edit (make lab rewrites it)."
@@ -81,7 +129,14 @@ write_inventory() {
       echo "    node$i:"
       echo "      ansible_host: $(node_ip "$i")"
     done
+    echo "    infra:"
+    echo "      ansible_host: $INFRA_IP"
     echo "  children:"
+    for g in broker storage registry; do
+      echo "    $g:"
+      echo "      hosts:"
+      echo "        infra: {}"
+    done
     for g in consul_servers nomad_servers; do
       echo "    $g:"
       echo "      hosts:"
@@ -93,7 +148,7 @@ write_inventory() {
       for i in $(seq 1 "$NODES"); do echo "        node$i: {}"; done
     done
   } >"$INVENTORY/hosts.yml"
-  cat >"$INVENTORY/group_vars/all.yml" <<EOF
+  cat >"$INVENTORY/group_vars/all/main.yml" <<EOF
 ---
 # Written by scripts/lab.sh; do not edit (make lab rewrites it).
 ansible_user: root
@@ -110,6 +165,35 @@ nomad_binary_src: $nomad_bin
 docker_package_source: docker.io
 # The floating IP (roles keepalived and haproxy).
 keepalived_vip: $VIP
+
+# The app's infrastructure on the infra node. Secrets come from group_vars/all/vault.yml.
+minio_install_method: binary
+minio_binary_src: $minio_bin
+minio_root_user: imagehost
+minio_root_password: "{{ vault_minio_root_password }}"
+rabbitmq_vhosts: [imagehost]
+rabbitmq_users:
+  - name: imagehost
+    password: "{{ vault_broker_password }}"
+    vhost: imagehost
+    configure: ".*"
+    write: ".*"
+    read: ".*"
+
+# The app: images pushed by the controller to the infra node's registry (through the
+# published loopback port), pulled from it by the nodes.
+docker_insecure_registries: ["$INFRA_IP:5000"]
+app_registry: "$INFRA_IP:5000"
+app_push_registry: "127.0.0.1:$REGISTRY_PORT"
+app_s3_endpoint: http://$INFRA_IP:9000
+app_s3_access_key: imagehost
+app_s3_secret_key: "{{ vault_minio_root_password }}"
+app_broker_urls: ["amqp://$INFRA_IP:5672/imagehost"]
+app_broker_user: imagehost
+app_broker_password: "{{ vault_broker_password }}"
+app_counts: {backend: 2, worker: 2, frontend: 2}
+# Nested containers cannot exec into a task (no CAP_SYS_PTRACE here): no script check.
+app_worker_script_check: false
 EOF
 }
 
@@ -129,14 +213,20 @@ up() {
   ensure_host_packages docker.io debootstrap openssh-client
   ensure_docker
   scripts/lab-image.sh
-  bins=$(with_progress "obtaining Consul and Nomad binaries" scripts/build-binaries.sh consul nomad)
+  bins=$(with_progress "obtaining Consul, Nomad and MinIO binaries" scripts/build-binaries.sh consul nomad minio)
   consul_bin=$(echo "$bins" | grep '/consul-')
   nomad_bin=$(echo "$bins" | grep '/nomad-')
+  minio_bin=$(echo "$bins" | grep '/minio-')
+  with_progress "building the app's images" scripts/app-images.sh >/dev/null
   ensure_network
   ensure_ssh_key
   for i in $(seq 1 "$NODES"); do ensure_node "$i"; done
-  write_inventory "$consul_bin" "$nomad_bin"
-  log "running $PLAYBOOK on $NODES nodes"
+  ensure_infra
+  write_inventory "$consul_bin" "$nomad_bin" "$minio_bin"
+  ensure_vault
+  log "running scripts/lab/registry.yml (the infra node's image registry)"
+  ansible-playbook -i "$INVENTORY" scripts/lab/registry.yml ${LAB_ANSIBLE_ARGS:-}
+  log "running $PLAYBOOK on $NODES nodes and the infra node"
   ansible-playbook -i "$INVENTORY" "$PLAYBOOK" ${LAB_ANSIBLE_ARGS:-}
   load_workload_images
   log "lab ready in $((SECONDS - start)) s"
@@ -148,10 +238,10 @@ destroy() {
   for c in $(docker ps -aq --filter label=cloudvirt.lab=1); do
     name=$(docker inspect -f '{{.Name}}' "$c" | tr -d /)
     docker rm -f "$c" >/dev/null && log "removed $name"
-    docker volume rm "${name}-docker" >/dev/null 2>&1 || true
+    docker volume rm "${name}-docker" "${name}-data" >/dev/null 2>&1 || true
   done
   docker network rm "$NETWORK" >/dev/null 2>&1 && log "removed network $NETWORK" || true
-  rm -f "$INVENTORY/hosts.yml" "$INVENTORY/group_vars/all.yml"
+  rm -f "$INVENTORY/hosts.yml" "$INVENTORY/group_vars/all/main.yml" "$INVENTORY/group_vars/all/vault.yml"
 }
 
 status() {
@@ -167,7 +257,11 @@ status() {
   echo "  Consul UI/API : http://$ip:8500/ui"
   echo "  Nomad UI/API  : http://$ip:4646/ui"
   if docker exec "${NAME_PREFIX}node1" systemctl is-active -q keepalived 2>/dev/null; then
-    echo "  Floating IP   : http://$VIP/"
+    echo "  Floating IP   : http://$VIP/          (the app; upload: curl -F file=@photo.jpg http://$VIP/api/images)"
+  fi
+  if docker inspect "${NAME_PREFIX}infra" >/dev/null 2>&1; then
+    echo "  Infra node    : $INFRA_IP  RabbitMQ :5672, MinIO :9000, registry :5000 (127.0.0.1:$REGISTRY_PORT here)"
+    echo "  Lab secrets   : $INVENTORY/group_vars/all/vault.yml (ansible-vault view --vault-password-file $KEY_DIR/vault-pass ...)"
   fi
   echo "  SSH           : ssh -i $KEY_DIR/id_ed25519 root@$ip"
   echo "  Inventory     : $INVENTORY/hosts.yml"

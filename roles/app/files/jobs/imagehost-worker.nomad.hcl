@@ -1,0 +1,161 @@
+# Managed by Ansible (role cloudvirt.platform.app); also runs by hand:
+#   nomad job run -var image=registry:5000/cloudvirt/app-worker:0.1.0 ... imagehost-worker.nomad.hcl
+# The Celery workers resizing each upload. Credentials come from the job's own Nomad Variables
+# (nomad/jobs/imagehost-worker, written by the role), never from this file.
+variable "image" {
+  type        = string
+  description = "Worker image, registry/name:tag."
+}
+variable "count" {
+  type    = number
+  default = 2
+}
+variable "datacenters" {
+  type    = list(string)
+  default = ["*"]
+}
+variable "s3_endpoint" {
+  type = string
+}
+variable "s3_bucket" {
+  type    = string
+  default = "images"
+}
+variable "s3_region" {
+  type    = string
+  default = "us-east-1"
+}
+variable "broker_url" {
+  type        = string
+  description = "amqp://host:5672/vhost (several separated by ;), without credentials."
+}
+variable "concurrency" {
+  type        = number
+  default     = 1
+  description = "Pool processes per worker; match the cores given in cpu."
+}
+variable "sizes" {
+  type    = string
+  default = "128,512,1024"
+}
+variable "script_check" {
+  type        = bool
+  default     = true
+  description = "Readiness by running the app's check in the task (docker exec); false where that cannot work (nested containers without CAP_SYS_PTRACE): then a task that keeps running counts as healthy."
+}
+variable "cpu" {
+  type    = number
+  default = 500
+}
+variable "memory" {
+  type    = number
+  default = 512
+}
+
+job "imagehost-worker" {
+  datacenters = var.datacenters
+  type        = "service"
+
+  meta {
+    app = "imagehost"
+  }
+
+  # One canary first; promoted automatically once healthy, then the rest one at a time. A
+  # version that never becomes healthy is reverted to the last stable one.
+  update {
+    max_parallel      = 1
+    canary            = 1
+    auto_promote      = true
+    auto_revert       = true
+    health_check      = var.script_check ? "checks" : "task_states"
+    min_healthy_time  = "5s"
+    healthy_deadline  = "2m"
+    progress_deadline = "5m"
+    stagger           = "5s"
+  }
+
+  group "worker" {
+    count = var.count
+
+    spread {
+      attribute = "${node.unique.id}"
+    }
+
+    restart {
+      attempts = 3
+      interval = "5m"
+      delay    = "5s"
+      mode     = "delay"
+    }
+
+    reschedule {
+      delay          = "10s"
+      delay_function = "exponential"
+      max_delay      = "2m"
+      unlimited      = true
+    }
+
+    # No port: Nomad runs the readiness command inside the task and reports it to Consul.
+    service {
+      name     = "worker"
+      provider = "consul"
+      tags     = ["imagehost"]
+
+      dynamic "check" {
+        for_each = var.script_check ? ["ready"] : []
+        content {
+          name     = check.value
+          type     = "script"
+          task     = "worker"
+          command  = "python3"
+          args     = ["-m", "imagehost.check"]
+          interval = "10s"
+          timeout  = "8s"
+        }
+      }
+    }
+
+    task "worker" {
+      driver = "docker"
+      # Celery's warm shutdown finishes the running task; a killed one is redelivered anyway.
+      kill_timeout = "45s"
+
+      config {
+        image = var.image
+      }
+
+      env {
+        APP_WORKER_CONCURRENCY = var.concurrency
+        APP_S3_ENDPOINT        = var.s3_endpoint
+        APP_S3_BUCKET          = var.s3_bucket
+        APP_S3_REGION          = var.s3_region
+        APP_BROKER_URL         = var.broker_url
+        APP_SIZES              = var.sizes
+        APP_CONFIG_FILE        = "/secrets/app.env"
+      }
+
+      # Rendered in the task's secrets directory (tmpfs, not in the allocation's logs or the
+      # job); the application reads it over the environment. A changed secret restarts the task.
+      template {
+        destination = "secrets/app.env"
+        change_mode = "restart"
+        perms       = "0400"
+        uid         = 10001 # the image's user
+        gid         = 10001
+        data        = <<-EOT
+        {{- with nomadVar "nomad/jobs/imagehost-worker" }}
+        APP_S3_ACCESS_KEY={{ .s3_access_key }}
+        APP_S3_SECRET_KEY={{ .s3_secret_key }}
+        APP_BROKER_USER={{ .broker_user }}
+        APP_BROKER_PASSWORD={{ .broker_password }}
+        {{- end }}
+        EOT
+      }
+
+      resources {
+        cpu    = var.cpu
+        memory = var.memory
+      }
+    }
+  }
+}
