@@ -4,6 +4,9 @@ with a healthy docker driver."""
 import json
 import os
 import stat
+import time
+
+import pytest
 
 NODE = "172.30.11.11"
 TLS = "/etc/nomad.d/tls"
@@ -125,3 +128,61 @@ def test_controller_keeps_tokens_vaulted(ephemeral, secrets):
     assert stat.S_IMODE(os.stat(vault).st_mode) == 0o600
     assert vault.read_text().startswith("$ANSIBLE_VAULT;")
     assert {"nomad_management_token", "nomad_deploy_token", "nomad_node_read_token"} <= set(secrets)
+
+
+def wait_alloc(host, token, job_id, predicate, timeout=90):
+    deadline = time.time() + timeout
+    allocs = []
+    while time.time() < deadline:
+        allocs = api(host, f"/v1/job/{job_id}/allocations?namespace=app", token)
+        if allocs and predicate(allocs[0]):
+            return allocs[0]
+        time.sleep(2)
+    raise AssertionError(f"{job_id}: {[(a['ClientStatus'], a.get('TaskStates')) for a in allocs]}")
+
+
+@pytest.mark.usefixtures("busybox_loaded")
+def test_workload_identity_reads_its_own_variables_only(host, secrets):
+    deploy = secrets["nomad_deploy_token"]
+
+    def reader(job_id, path):
+        return {"Job": {
+            "ID": job_id, "Name": job_id, "Namespace": "app", "Type": "batch", "Datacenters": ["*"],
+            "TaskGroups": [{"Name": "g", "RestartPolicy": {"Attempts": 0, "Mode": "fail"},
+                            "ReschedulePolicy": {"Attempts": 0, "Unlimited": False},
+                            "Tasks": [{
+                                "Name": "t", "Driver": "docker",
+                                "Config": {"image": "cloudvirt/busybox:1", "force_pull": False,
+                                           "command": "cat", "args": ["local/greeting.txt"]},
+                                # [[ ]]: the command line goes through Ansible, which would template {{ }}
+                                "Templates": [{"EmbeddedTmpl": '[[ with nomadVar "%s" ]][[ .greeting ]][[ end ]]' % path,
+                                               "LeftDelim": "[[", "RightDelim": "]]",
+                                               "DestPath": "local/greeting.txt"}],
+                                "Resources": {"CPU": 20, "MemoryMB": 16}}]}]}}
+
+    for job_id in ("wi-own", "wi-other"):
+        status, body = https(host, f"/v1/var/nomad/jobs/{job_id}?namespace=app", deploy, "PUT",
+                             {"Items": {"greeting": f"hello from {job_id}"}})
+        assert status == 200, body
+    try:
+        # its own variable: rendered, printed, done
+        assert https(host, "/v1/jobs?namespace=app", deploy, "PUT", reader("wi-own", "nomad/jobs/wi-own"))[0] == 200
+        alloc = wait_alloc(host, deploy, "wi-own", lambda a: a["ClientStatus"] in ("complete", "failed"))
+        assert alloc["ClientStatus"] == "complete", alloc.get("TaskStates")
+        status, logs = https(host, f"/v1/client/fs/logs/{alloc['ID']}?namespace=app&task=t&type=stdout&plain=true", deploy)
+        assert status == 200 and "hello from wi-own" in logs, logs
+        # another job's variable: the template never renders, the task never starts
+        assert https(host, "/v1/jobs?namespace=app", deploy, "PUT", reader("wi-probe", "nomad/jobs/wi-other"))[0] == 200
+        time.sleep(20)
+        alloc = api(host, "/v1/job/wi-probe/allocations?namespace=app", deploy)[0]
+        task = (alloc.get("TaskStates") or {}).get("t") or {}
+        events = [e.get("DisplayMessage") for e in task.get("Events") or []]
+        never_started = not (task.get("StartedAt") or "0001").startswith("2")
+        assert alloc["ClientStatus"] != "complete" and never_started, (alloc["ClientStatus"], events)
+        # the variable exists, but the task's identity cannot see it
+        assert any("Missing: nomad.var.block(nomad/jobs/wi-other" in (e or "") for e in events), events
+    finally:
+        for job_id in ("wi-own", "wi-probe"):
+            https(host, f"/v1/job/{job_id}?namespace=app&purge=true", deploy, "DELETE")
+        for job_id in ("wi-own", "wi-other"):
+            https(host, f"/v1/var/nomad/jobs/{job_id}?namespace=app", deploy, "DELETE")
