@@ -18,11 +18,10 @@ registered as `frontend` (the edge's default route) stands in for it and is remo
 
   scripts/bench_failover.py [--interval 0.05] [--cases haproxy-stop,node-stop,node-crash]
 
-Nomad is reached like the modules reach it: NOMAD_ADDR (default http://<node1>:4646),
-NOMAD_TOKEN, NOMAD_CACERT, NOMAD_CLIENT_CERT, NOMAD_CLIENT_KEY.
+Nomad and Consul are reached as the lab's controller reaches them (scripts/lablib.py: HTTPS with
+its client certificate, the vaulted tokens); NOMAD_ADDR, NOMAD_TOKEN, ... override.
 """
 import argparse
-import json
 import os
 import subprocess
 import sys
@@ -32,14 +31,10 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-import yaml
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / ".build" / "collections"))
+import lablib  # noqa: E402
 
-from ansible_collections.cloudvirt.platform.plugins.module_utils.nomad import NomadClient  # noqa: E402
-
-INVENTORY = REPO / "inventories" / "lab"
 NAME_PREFIX = os.environ.get("LAB_NAME_PREFIX", "lab-")
 JOB = "bench-failover-web"
 
@@ -50,10 +45,8 @@ def log(msg):
 
 def lab():
     """(edge node name -> address, VIP) from the inventory make lab wrote."""
-    inventory = yaml.safe_load((INVENTORY / "hosts.yml").read_text())["all"]
-    edge = inventory["children"]["edge"]["hosts"]
-    group_vars = yaml.safe_load((INVENTORY / "group_vars" / "all" / "main.yml").read_text())
-    return {name: inventory["hosts"][name]["ansible_host"] for name in edge}, group_vars["keepalived_vip"]
+    hosts, groups, group_vars = lablib.inventory()
+    return {name: hosts[name] for name in groups["edge"]}, group_vars["keepalived_vip"]
 
 
 def container(node):
@@ -118,7 +111,7 @@ class Loop(threading.Thread):
 
 def stand_in_job():
     return {"Job": {
-        "ID": JOB, "Name": JOB, "Type": "service", "Datacenters": ["*"],
+        "ID": JOB, "Name": JOB, "Namespace": "app", "Type": "service", "Datacenters": ["*"],
         "TaskGroups": [{
             "Name": "web", "Count": 3,
             "Spreads": [{"Attribute": "${node.unique.id}", "Weight": 100}],
@@ -139,8 +132,7 @@ def stand_in_job():
 
 
 def passing_frontends(address):
-    with urllib.request.urlopen(f"http://{address}:8500/v1/health/service/frontend?passing", timeout=5) as r:
-        return len(json.load(r))
+    return len(lablib.consul_get(address, "/v1/health/service/frontend?passing"))
 
 
 def take_away(case, node):
@@ -166,15 +158,10 @@ def main():
     parser.add_argument("--cases", default="haproxy-stop,node-stop,node-crash")
     args = parser.parse_args()
 
-    if not (INVENTORY / "hosts.yml").exists():
-        raise SystemExit("bench_failover: no lab inventory; run `make lab` first")
     nodes, vip = lab()
     first = next(iter(nodes.values()))
     url = f"http://{vip}/"
-    nomad = NomadClient(address=os.environ.get("NOMAD_ADDR") or f"http://{first}:4646",
-                        token=os.environ.get("NOMAD_TOKEN"), ca_cert=os.environ.get("NOMAD_CACERT"),
-                        client_cert=os.environ.get("NOMAD_CLIENT_CERT"),
-                        client_key=os.environ.get("NOMAD_CLIENT_KEY"))
+    nomad = lablib.nomad()
 
     own_job = passing_frontends(first) == 0
     if own_job:

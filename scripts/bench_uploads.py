@@ -11,30 +11,25 @@ scaled through Nomad's API between rounds and set back to its count at the end.
 
   scripts/bench_uploads.py [--count 20] [--parallel 4] [--workers 1,2]
 
-Nomad is reached like the modules reach it: NOMAD_ADDR (default http://<node1>:4646),
-NOMAD_TOKEN, NOMAD_CACERT, NOMAD_CLIENT_CERT, NOMAD_CLIENT_KEY.
+Nomad is reached as the lab's controller reaches it (scripts/lablib.py: HTTPS with its client
+certificate and the deploy token, namespace app); NOMAD_ADDR, NOMAD_TOKEN, ... override.
 """
 import argparse
 import concurrent.futures
 import io
 import json
-import os
-import statistics
 import sys
 import time
 import urllib.request
 import uuid
 from pathlib import Path
 
-import yaml
 from PIL import Image
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / ".build" / "collections"))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from ansible_collections.cloudvirt.platform.plugins.module_utils.nomad import NomadClient  # noqa: E402
+import lablib  # noqa: E402
 
-INVENTORY = REPO / "inventories" / "lab"
 JOB, GROUP = "imagehost-worker", "worker"
 
 
@@ -124,15 +119,9 @@ def main():
     parser.add_argument("--parallel", type=int, default=4)
     parser.add_argument("--workers", default="1,2")
     args = parser.parse_args()
-    if not (INVENTORY / "hosts.yml").exists():
-        raise SystemExit("bench_uploads: no lab inventory; run `make lab` first")
-    inventory = yaml.safe_load((INVENTORY / "hosts.yml").read_text())["all"]
-    group_vars = yaml.safe_load((INVENTORY / "group_vars" / "all" / "main.yml").read_text())
+    _, _, group_vars = lablib.inventory()
     base = f"http://{group_vars['keepalived_vip']}/"
-    first = inventory["hosts"][next(iter(inventory["children"]["nomad_servers"]["hosts"]))]["ansible_host"]
-    nomad = NomadClient(address=os.environ.get("NOMAD_ADDR") or f"http://{first}:4646",
-                        token=os.environ.get("NOMAD_TOKEN"), ca_cert=os.environ.get("NOMAD_CACERT"),
-                        client_cert=os.environ.get("NOMAD_CLIENT_CERT"), client_key=os.environ.get("NOMAD_CLIENT_KEY"))
+    nomad = lablib.nomad()
     job = nomad.get(f"/v1/job/{JOB}")
     original = next(g["Count"] for g in job["TaskGroups"] if g["Name"] == GROUP)
     log(f"making {args.count} synthetic 6-megapixel JPEGs")

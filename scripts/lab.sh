@@ -44,6 +44,22 @@ ensure_network() {
   fi
 }
 
+# The password of the vaulted token file (Consul and Nomad management and deploy tokens): made
+# once, readable by this user only, never in the repository.
+ensure_vault_password() {
+  mkdir -p "$KEY_DIR" && chmod 700 "$KEY_DIR"
+  if [ ! -s "$KEY_DIR/vault-pass" ]; then
+    (umask 077 && python3 -c 'import secrets; print(secrets.token_urlsafe(32))' >"$KEY_DIR/vault-pass")
+    log "generated the lab's vault password in $KEY_DIR/vault-pass"
+  fi
+}
+
+# A token from the vaulted file, printed on stdout (only ever piped, never logged).
+lab_token() { # key
+  ansible-vault view --vault-password-file "$KEY_DIR/vault-pass" "$KEY_DIR/secrets.vault.yml" 2>/dev/null |
+    sed -n "s/^$1: *//p"
+}
+
 ensure_ssh_key() {
   mkdir -p "$KEY_DIR"
   [ -f "$KEY_DIR/id_ed25519" ] || ssh-keygen -q -t ed25519 -N '' -C cloudvirt-lab -f "$KEY_DIR/id_ed25519"
@@ -100,9 +116,8 @@ ensure_infra() {
 # Vault file whose password file lives with the lab's SSH key (0600); never in plain text.
 ensure_vault() {
   local vault=$INVENTORY/group_vars/all/vault.yml
-  VAULT_PASS=$KEY_DIR/vault-pass
+  VAULT_PASS=$KEY_DIR/vault-pass  # made by ensure_vault_password
   umask 077
-  [ -s "$VAULT_PASS" ] || head -c 32 /dev/urandom | base64 >"$VAULT_PASS"
   mkdir -p "$(dirname "$vault")"
   if [ ! -s "$vault" ] || ! ansible-vault view --vault-password-file "$VAULT_PASS" "$vault" >/dev/null 2>&1; then
     log "generating the lab's secrets into $vault (Ansible Vault)"
@@ -194,6 +209,12 @@ app_broker_password: "{{ vault_broker_password }}"
 app_counts: {backend: 2, worker: 2, frontend: 2}
 # Nested containers cannot exec into a task (no CAP_SYS_PTRACE here): no script check.
 app_worker_script_check: false
+
+# Secure defaults (docs/security.md): the CA, the node keys and the vaulted token file stay
+# on this machine, in $KEY_DIR (mode 0700); the vault password was generated there.
+cloudvirt_pki_dir: $KEY_DIR/pki
+cloudvirt_secrets_file: $KEY_DIR/secrets.vault.yml
+cloudvirt_vault_password: "{{ lookup('ansible.builtin.file', '$KEY_DIR/vault-pass') }}"
 EOF
 }
 
@@ -220,6 +241,7 @@ up() {
   with_progress "building the app's images" scripts/app-images.sh >/dev/null
   ensure_network
   ensure_ssh_key
+  ensure_vault_password
   for i in $(seq 1 "$NODES"); do ensure_node "$i"; done
   ensure_infra
   write_inventory "$consul_bin" "$nomad_bin" "$minio_bin"
@@ -242,6 +264,8 @@ destroy() {
   done
   docker network rm "$NETWORK" >/dev/null 2>&1 && log "removed network $NETWORK" || true
   rm -f "$INVENTORY/hosts.yml" "$INVENTORY/group_vars/all/main.yml" "$INVENTORY/group_vars/all/vault.yml"
+  # The CA, node keys and tokens belonged to the removed nodes.
+  rm -rf "$KEY_DIR/pki" "$KEY_DIR/secrets.vault.yml"
 }
 
 status() {
@@ -254,8 +278,8 @@ status() {
   done
   ip=$(node_ip 1)
   echo
-  echo "  Consul UI/API : http://$ip:8500/ui"
-  echo "  Nomad UI/API  : http://$ip:4646/ui"
+  echo "  Consul UI/API : https://$ip:8501/ui   (client certificate: $KEY_DIR/pki/cli.pem, cli-key.pem)"
+  echo "  Nomad UI/API  : https://$ip:4646/ui   (CA: $KEY_DIR/pki/ca.pem)"
   if docker exec "${NAME_PREFIX}node1" systemctl is-active -q keepalived 2>/dev/null; then
     echo "  Floating IP   : http://$VIP/          (the app; upload: curl -F file=@photo.jpg http://$VIP/api/images)"
   fi
@@ -265,11 +289,19 @@ status() {
   fi
   echo "  SSH           : ssh -i $KEY_DIR/id_ed25519 root@$ip"
   echo "  Inventory     : $INVENTORY/hosts.yml"
-  if docker exec "${NAME_PREFIX}node1" true 2>/dev/null; then
+  echo "  Tokens        : ansible-vault view --vault-password-file $KEY_DIR/vault-pass $KEY_DIR/secrets.vault.yml"
+  if docker exec "${NAME_PREFIX}node1" true 2>/dev/null && [ -s "$KEY_DIR/secrets.vault.yml" ]; then
     echo
-    docker exec "${NAME_PREFIX}node1" consul members 2>/dev/null | sed 's/^/  /' || true
+    # the management tokens travel on stdin, never on a command line
+    lab_token consul_management_token | docker exec -i "${NAME_PREFIX}node1" sh -c \
+      'CONSUL_HTTP_TOKEN=$(cat) CONSUL_HTTP_ADDR=https://127.0.0.1:8501 CONSUL_CACERT=/etc/consul.d/tls/ca.pem
+       CONSUL_CLIENT_CERT=/etc/consul.d/tls/cert.pem CONSUL_CLIENT_KEY=/etc/consul.d/tls/key.pem
+       export CONSUL_HTTP_TOKEN CONSUL_HTTP_ADDR CONSUL_CACERT CONSUL_CLIENT_CERT CONSUL_CLIENT_KEY; consul members' 2>/dev/null | sed 's/^/  /' || true
     echo
-    docker exec "${NAME_PREFIX}node1" nomad node status 2>/dev/null | sed 's/^/  /' || true
+    lab_token nomad_management_token | docker exec -i "${NAME_PREFIX}node1" sh -c \
+      'NOMAD_TOKEN=$(cat) NOMAD_ADDR=https://127.0.0.1:4646 NOMAD_CACERT=/etc/nomad.d/tls/ca.pem
+       NOMAD_CLIENT_CERT=/etc/nomad.d/tls/cert.pem NOMAD_CLIENT_KEY=/etc/nomad.d/tls/key.pem
+       export NOMAD_TOKEN NOMAD_ADDR NOMAD_CACERT NOMAD_CLIENT_CERT NOMAD_CLIENT_KEY; nomad node status' 2>/dev/null | sed 's/^/  /' || true
   fi
 }
 

@@ -1,4 +1,5 @@
-"""Three nodes, each a Consul and Nomad server and client: the cluster a user gets.
+"""Three nodes, each a Consul and Nomad server and client: the cluster a user gets, with TLS
+and ACLs on (the defaults).
 
 Runs on every node (testinfra), asserting what an operator would check by hand."""
 import json
@@ -7,47 +8,57 @@ import time
 import pytest
 
 ADDRESSES = {"172.30.20.11", "172.30.20.12", "172.30.20.13"}
+CONSUL_TLS = "--cacert /etc/consul.d/tls/ca.pem --cert /etc/consul.d/tls/cert.pem --key /etc/consul.d/tls/key.pem"
+NOMAD_TLS = "--cacert /etc/nomad.d/tls/ca.pem --cert /etc/nomad.d/tls/cert.pem --key /etc/nomad.d/tls/key.pem"
 
 
-def api(host, url):
-    return json.loads(host.check_output(f"curl -sf {url}"))
+@pytest.fixture
+def consul(host, secrets):
+    def get(path):
+        return json.loads(host.check_output(
+            f"curl -sf {CONSUL_TLS} -H 'X-Consul-Token: {secrets['consul_management_token']}' https://127.0.0.1:8501{path}"))
+    return get
 
 
-def consul(host, path):
-    return api(host, f"http://127.0.0.1:8500{path}")
+@pytest.fixture
+def nomad(host, secrets):
+    def get(path, token=None):
+        token = token or secrets["nomad_management_token"]
+        return json.loads(host.check_output(
+            f"curl -sf {NOMAD_TLS} -H 'X-Nomad-Token: {token}' 'https://127.0.0.1:4646{path}'"))
+    return get
 
 
-def nomad(host, path):
-    return api(host, f"http://127.0.0.1:4646{path}")
-
-
-def test_consul_has_three_alive_members(host):
-    members = consul(host, "/v1/agent/members")
+def test_consul_has_three_alive_members(consul):
+    members = consul("/v1/agent/members")
     alive = {m["Addr"] for m in members if m["Status"] == 1}
     assert alive == ADDRESSES
 
 
-def test_consul_raft_has_leader_and_three_voters(host):
-    raft = consul(host, "/v1/operator/raft/configuration")
+def test_consul_raft_has_leader_and_three_voters(consul):
+    raft = consul("/v1/operator/raft/configuration")
     voters = [s for s in raft["Servers"] if s["Voter"]]
     assert len(voters) == 3
     assert sum(1 for s in raft["Servers"] if s["Leader"]) == 1
 
 
-def test_consul_gossip_uses_one_shared_key(host):
-    out = host.check_output("consul keyring -list")
+def test_consul_gossip_uses_one_shared_key(host, secrets):
+    env = ("CONSUL_HTTP_ADDR=https://127.0.0.1:8501 CONSUL_CACERT=/etc/consul.d/tls/ca.pem "
+           "CONSUL_CLIENT_CERT=/etc/consul.d/tls/cert.pem CONSUL_CLIENT_KEY=/etc/consul.d/tls/key.pem "
+           f"CONSUL_HTTP_TOKEN={secrets['consul_management_token']}")
+    out = host.check_output(f"{env} consul keyring -list")
     assert "[3/3]" in out or "3/3" in out, out
 
 
-def test_nomad_three_servers_with_a_leader(host):
-    members = nomad(host, "/v1/agent/members")["Members"]
+def test_nomad_three_servers_with_a_leader(nomad):
+    members = nomad("/v1/agent/members")["Members"]
     assert {m["Addr"] for m in members if m["Status"] == "alive"} == ADDRESSES
-    assert nomad(host, "/v1/status/leader").split(":")[0] in ADDRESSES
-    assert len(nomad(host, "/v1/status/peers")) == 3
+    assert nomad("/v1/status/leader").split(":")[0] in ADDRESSES
+    assert len(nomad("/v1/status/peers")) == 3
 
 
-def test_nomad_three_ready_clients_with_docker_healthy(host):
-    nodes = nomad(host, "/v1/nodes?resources=false")
+def test_nomad_three_ready_clients_with_docker_healthy(nomad):
+    nodes = nomad("/v1/nodes?resources=false")
     assert len(nodes) == 3
     for n in nodes:
         assert n["Status"] == "ready" and n["SchedulingEligibility"] == "eligible", n
@@ -55,13 +66,14 @@ def test_nomad_three_ready_clients_with_docker_healthy(host):
         assert docker["Detected"] and docker["Healthy"], (n["Name"], docker)
 
 
-def test_nomad_registered_in_consul(host):
-    services = consul(host, "/v1/catalog/services")
+def test_nomad_registered_in_consul(consul):
+    # Nomad registers itself with its Consul token (consul_nomad_token)
+    services = consul("/v1/catalog/services")
     assert "nomad" in services and "nomad-client" in services
 
 
 @pytest.mark.usefixtures("busybox_loaded")
-def test_docker_job_runs_on_every_client(host):
+def test_docker_job_runs_on_every_client(host, nomad, secrets):
     if host.backend.get_hostname() != "cluster-node1":
         pytest.skip("submitted once, from node1")
     job = {
@@ -78,16 +90,21 @@ def test_docker_job_runs_on_every_client(host):
             }],
         }
     }
-    host.check_output("curl -sf -X PUT -d %s http://127.0.0.1:4646/v1/jobs", json.dumps(job))
+    # submitted with the deploy token, in the applications' namespace
+    deploy = secrets["nomad_deploy_token"]
+    job["Job"]["Namespace"] = "app"
+    host.check_output(f"curl -sf {NOMAD_TLS} -H 'X-Nomad-Token: {deploy}' -X PUT -d %s "
+                      "'https://127.0.0.1:4646/v1/jobs?namespace=app'", json.dumps(job))
     deadline = time.time() + 120
     running = []
     while time.time() < deadline:
-        allocs = nomad(host, "/v1/job/smoke/allocations")
+        allocs = nomad("/v1/job/smoke/allocations?namespace=app", token=deploy)
         running = [a for a in allocs if a["ClientStatus"] == "running"]
         if len(running) == 3:
             break
         time.sleep(2)
     states = [(a["NodeName"], a["ClientStatus"], a.get("TaskStates")) for a in allocs]
-    host.run("curl -sf -X DELETE 'http://127.0.0.1:4646/v1/job/smoke?purge=true'")
+    host.run(f"curl -sf {NOMAD_TLS} -H 'X-Nomad-Token: {deploy}' -X DELETE "
+             "'https://127.0.0.1:4646/v1/job/smoke?purge=true&namespace=app'")
     assert len(running) == 3, states
     assert len({a["NodeID"] for a in running}) == 3

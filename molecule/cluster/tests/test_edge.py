@@ -12,7 +12,7 @@ import time
 import pytest
 import requests
 
-from conftest import NODES, nomad_api
+from conftest import NAMESPACE, NODES, consul_api, nomad_api
 
 VIP = "172.30.20.100"
 ADDRESSES = {"cluster-node1": "172.30.20.11", "cluster-node2": "172.30.20.12", "cluster-node3": "172.30.20.13"}
@@ -94,7 +94,7 @@ class RequestLoop(threading.Thread):
 def web(busybox_loaded):
     job = {
         "Job": {
-            "ID": JOB, "Name": JOB, "Type": "service", "Datacenters": ["*"],
+            "ID": JOB, "Name": JOB, "Namespace": NAMESPACE, "Type": "service", "Datacenters": ["*"],
             "TaskGroups": [{
                 "Name": "web", "Count": 3,
                 "Spreads": [{"Attribute": "${node.unique.id}", "Weight": 100}],
@@ -123,7 +123,7 @@ def web(busybox_loaded):
     def passing():
         allocs = nomad_api("GET", f"/v1/job/{JOB}/allocations") or []
         running = [a for a in allocs if a["ClientStatus"] == "running"]
-        checks = requests.get("http://172.30.20.11:8500/v1/health/service/frontend?passing", timeout=3).json()
+        checks = consul_api("GET", "/v1/health/service/frontend?passing")
         return len(running) == 3 and len(checks) == 3
 
     wait_for(passing, 180, "three instances running and passing their Consul check", step=1)

@@ -3,25 +3,34 @@
 The stand-in instances (prepare.yml) are registered in and removed from Consul by the tests;
 HAProxy must follow through DNS alone, with no configuration change and no reload."""
 import csv
+import functools
 import http.client
 import io
 import json
+import os
 import socket
 import ssl
 import subprocess
 import threading
 import time
 
+from pathlib import Path
+
 import pytest
 import requests
 import urllib3
+import yaml
+from ansible.parsing.vault import VaultLib, VaultSecret
 
 urllib3.disable_warnings(urllib3.exceptions.InsecureRequestWarning)
 
 NODE = "haproxy-node1"
 ADDRESS = "172.30.14.11"
 VIP = "172.30.14.100"
-CONSUL = f"http://{ADDRESS}:8500"
+# Consul's API: HTTPS with the controller's client certificate and the management token (the
+# secure defaults); its DNS, which HAProxy uses, answers without a token.
+CONSUL = f"https://{ADDRESS}:8501"
+EPHEMERAL = Path(os.environ.get("MOLECULE_EPHEMERAL_DIRECTORY", "/nonexistent"))
 STATS = f"http://{ADDRESS}:8404"
 STATS_AUTH = ("admin", "molecule-stats")
 INSTANCES = {"frontend-a": ("frontend", 9001), "frontend-b": ("frontend", 9002), "backend-a": ("backend", 9003)}
@@ -34,14 +43,28 @@ def sh(command, check=True):
     return done.stdout
 
 
+@functools.lru_cache(maxsize=None)
+def consul_token():
+    password = (EPHEMERAL / "vault-pass").read_text().strip().encode()
+    vault = VaultLib([("default", VaultSecret(password))])
+    return yaml.safe_load(vault.decrypt((EPHEMERAL / "secrets.vault.yml").read_bytes()))["consul_management_token"]
+
+
+def consul_put(path, body=None):
+    pki = EPHEMERAL / "pki"
+    return requests.put(f"{CONSUL}{path}", data=json.dumps(body) if body else None, timeout=5,
+                        verify=str(pki / "ca.pem"), cert=(str(pki / "cli.pem"), str(pki / "cli-key.pem")),
+                        headers={"X-Consul-Token": consul_token()})
+
+
 def register(instance):
     service, port = INSTANCES[instance]
     body = {"ID": instance, "Name": service, "Address": ADDRESS, "Port": port}
-    requests.put(f"{CONSUL}/v1/agent/service/register", data=json.dumps(body), timeout=5).raise_for_status()
+    consul_put("/v1/agent/service/register", body).raise_for_status()
 
 
 def deregister(instance):
-    r = requests.put(f"{CONSUL}/v1/agent/service/deregister/{instance}", timeout=5)
+    r = consul_put(f"/v1/agent/service/deregister/{instance}")
     if r.status_code != 404:  # not registered: nothing to do
         r.raise_for_status()
 
