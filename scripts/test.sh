@@ -12,7 +12,7 @@ LOG_TAG=test
 ALL_STAGES=(prepare lint sanity unit integration molecule)
 STAGES=("$@")
 [ ${#STAGES[@]} -gt 0 ] || STAGES=("${ALL_STAGES[@]}")
-MOLECULE_SCENARIOS=${MOLECULE_SCENARIOS:-docker keepalived haproxy infra consul nomad cluster}
+MOLECULE_SCENARIOS=${MOLECULE_SCENARIOS:-docker keepalived haproxy infra consul nomad cluster app}
 REPORTS=$PWD/tests/output/junit
 rm -rf "$REPORTS"; mkdir -p "$REPORTS"
 export ANSIBLE_COLLECTIONS_PATH=${ANSIBLE_COLLECTIONS_PATH:-$PWD/.build/collections}
@@ -31,7 +31,8 @@ run_stage() { # name
 }
 
 stage_prepare() {
-  ensure_host_packages docker.io debootstrap openssh-client rsync busybox-static
+  # chromium: the browser test of the app scenario (Playwright drives it; no browser download)
+  ensure_host_packages docker.io debootstrap openssh-client rsync busybox-static chromium
   ensure_docker || return 1
   scripts/lab-image.sh || return 1
   with_progress "obtaining Consul, Nomad and MinIO binaries" scripts/build-binaries.sh consul nomad minio >/dev/null || return 1
