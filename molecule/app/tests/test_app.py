@@ -12,7 +12,7 @@ from pathlib import Path
 import boto3
 import pytest
 import requests
-from conftest import nomad_jobs_text
+from conftest import nomad_get, nomad_jobs_text
 
 VIP = "http://172.30.22.100/"
 S3 = {"endpoint_url": "http://172.30.22.20:9000", "aws_access_key_id": "imagehost",
@@ -106,3 +106,26 @@ def test_job_files_and_variables_hold_no_secret():
     assert "imagehost-backend" in text
     for secret in ("molecule-app-s3-secret", "molecule-app-broker"):
         assert secret not in text
+
+
+def test_a_broken_release_is_reverted_and_the_play_fails():
+    """deploy.yml with a version whose image does not exist: the canary never becomes healthy,
+    Nomad reverts the job to the last stable version, the play fails saying so, and the app keeps
+    answering. (Runs last: it leaves an extra job version behind.)"""
+    ephemeral = Path(os.environ["MOLECULE_EPHEMERAL_DIRECTORY"])
+    env = {**os.environ, "ANSIBLE_COLLECTIONS_PATH": str(ROOT / ".build" / "collections"),
+           "ANSIBLE_ROLES_PATH": str(ROOT / "roles"), "ANSIBLE_CONFIG": str(ROOT / "ansible.cfg"),
+           "ANSIBLE_FORCE_COLOR": "0"}
+    before = nomad_get("/v1/job/imagehost-backend")
+    done = subprocess.run([str(Path(sys.executable).parent / "ansible-playbook"), "-i", str(ephemeral / "inventory"),
+                           str(ROOT / "playbooks" / "deploy.yml"), "-e", "app_version=0.0.0-broken",
+                           "-e", "app_push_registry=''", "-e", "app_deploy_timeout=400"],
+                          env=env, capture_output=True, text=True, timeout=1200)
+    output = done.stdout + done.stderr
+    assert done.returncode != 0, output[-3000:]
+    assert "imagehost-backend" in output and "auto-revert" in output.lower(), output[-3000:]
+    after = nomad_get("/v1/job/imagehost-backend")
+    image = after["TaskGroups"][0]["Tasks"][0]["Config"]["image"]
+    assert image == before["TaskGroups"][0]["Tasks"][0]["Config"]["image"] and image.endswith(":0.1.0"), image
+    assert after["Stable"], "the reverted job version is not stable"
+    assert requests.get(f"{VIP}api/images?limit=1", timeout=10).status_code == 200
