@@ -173,7 +173,9 @@ def main():
     rows = []
     try:
         for case in args.cases.split(","):
-            owner = wait_for(lambda: holder(nodes, vip) is not None, 180, "one node holds the IP") and holder(nodes, vip)
+            found = []
+            wait_for(lambda: found.append(holder(nodes, vip)) or found[-1] is not None, 180, "one node holds the IP")
+            owner = found[-1]
             wait_for(lambda: all(get(url, 2) == 200 for _ in range(5)), 60, f"{url} answers steadily")
             log(f"{case}: taking away {owner}, the holder, under a request every {args.interval * 1000:.0f} ms")
             loop = Loop(url, args.interval, args.timeout)

@@ -117,17 +117,17 @@ ensure_infra() {
 ensure_vault() {
   local vault=$INVENTORY/group_vars/all/vault.yml
   VAULT_PASS=$KEY_DIR/vault-pass  # made by ensure_vault_password
-  umask 077
   mkdir -p "$(dirname "$vault")"
   if [ ! -s "$vault" ] || ! ansible-vault view --vault-password-file "$VAULT_PASS" "$vault" >/dev/null 2>&1; then
     log "generating the lab's secrets into $vault (Ansible Vault)"
+    # The file is written 0600 in a subshell's umask, like ensure_vault_password's: the
+    # caller's umask is left alone.
     {
       echo "---"
       echo "vault_minio_root_password: $(head -c 24 /dev/urandom | base64 | tr -dc 'A-Za-z0-9')"
       echo "vault_broker_password: $(head -c 24 /dev/urandom | base64 | tr -dc 'A-Za-z0-9')"
-    } | ansible-vault encrypt --vault-password-file "$VAULT_PASS" --output "$vault" - >/dev/null
+    } | (umask 077 && ansible-vault encrypt --vault-password-file "$VAULT_PASS" --output "$vault" - >/dev/null)
   fi
-  umask 022
   export ANSIBLE_VAULT_PASSWORD_FILE=$VAULT_PASS
 }
 
