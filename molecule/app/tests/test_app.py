@@ -1,6 +1,7 @@
 """The app through the floating IP, as users and operators see it: uploads are accepted,
 resized into every size and stored in S3; the listing shows them; a non-image is refused and
 leaves nothing behind; a real browser uploads and sees every size."""
+import json
 import os
 import struct
 import subprocess
@@ -109,23 +110,28 @@ def test_job_files_and_variables_hold_no_secret():
 
 
 def test_a_broken_release_is_reverted_and_the_play_fails():
-    """deploy.yml with a version whose image does not exist: the canary never becomes healthy,
-    Nomad reverts the job to the last stable version, the play fails saying so, and the app keeps
-    answering. (Runs last: it leaves an extra job version behind.)"""
+    """deploy.yml with a version whose images do not exist: the backend's canary never becomes
+    healthy, Nomad reverts the job to the last stable version, the play fails saying so before
+    touching the worker and the frontend, and the app keeps answering. Short deadlines
+    (app_update) keep it to a minute. (Runs last: it leaves an extra job version behind.)"""
     ephemeral = Path(os.environ["MOLECULE_EPHEMERAL_DIRECTORY"])
     env = {**os.environ, "ANSIBLE_COLLECTIONS_PATH": str(ROOT / ".build" / "collections"),
            "ANSIBLE_ROLES_PATH": str(ROOT / "roles"), "ANSIBLE_CONFIG": str(ROOT / "ansible.cfg"),
            "ANSIBLE_FORCE_COLOR": "0"}
-    before = nomad_get("/v1/job/imagehost-backend")
+    before = {name: nomad_get(f"/v1/job/imagehost-{name}") for name in ("backend", "worker", "frontend")}
+    update = {"app_update": {"min_healthy_time": "2s", "healthy_deadline": "20s", "progress_deadline": "30s"}}
     done = subprocess.run([str(Path(sys.executable).parent / "ansible-playbook"), "-i", str(ephemeral / "inventory"),
                            str(ROOT / "playbooks" / "deploy.yml"), "-e", "app_version=0.0.0-broken",
-                           "-e", "app_push_registry=''", "-e", "app_deploy_timeout=400"],
+                           "-e", "app_push_registry=''", "-e", json.dumps(update), "-e", "app_deploy_timeout=300"],
                           env=env, capture_output=True, text=True, timeout=1200)
     output = done.stdout + done.stderr
     assert done.returncode != 0, output[-3000:]
     assert "imagehost-backend" in output and "auto-revert" in output.lower(), output[-3000:]
     after = nomad_get("/v1/job/imagehost-backend")
     image = after["TaskGroups"][0]["Tasks"][0]["Config"]["image"]
-    assert image == before["TaskGroups"][0]["Tasks"][0]["Config"]["image"] and image.endswith(":0.1.0"), image
+    assert image == before["backend"]["TaskGroups"][0]["Tasks"][0]["Config"]["image"] and image.endswith(":0.1.0"), image
     assert after["Stable"], "the reverted job version is not stable"
+    # the rollout stopped at the first failed job: the others were not even submitted
+    for name in ("worker", "frontend"):
+        assert nomad_get(f"/v1/job/imagehost-{name}")["Version"] == before[name]["Version"], name
     assert requests.get(f"{VIP}api/images?limit=1", timeout=10).status_code == 200

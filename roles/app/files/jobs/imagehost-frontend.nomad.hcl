@@ -22,6 +22,22 @@ variable "memory" {
   default = 64
 }
 
+variable "min_healthy_time" {
+  type        = string
+  default     = "5s"
+  description = "How long a new instance must stay healthy before the rollout goes on."
+}
+variable "healthy_deadline" {
+  type        = string
+  default     = "2m"
+  description = "How long a new instance may take to become healthy before it counts as failed."
+}
+variable "progress_deadline" {
+  type        = string
+  default     = "5m"
+  description = "A rollout that makes no progress for this long fails and is reverted."
+}
+
 job "imagehost-frontend" {
   datacenters = var.datacenters
   type        = "service"
@@ -36,9 +52,9 @@ job "imagehost-frontend" {
     auto_promote      = true
     auto_revert       = true
     health_check      = "checks"
-    min_healthy_time  = "5s"
-    healthy_deadline  = "2m"
-    progress_deadline = "5m"
+    min_healthy_time  = var.min_healthy_time
+    healthy_deadline  = var.healthy_deadline
+    progress_deadline = var.progress_deadline
     stagger           = "5s"
   }
 
