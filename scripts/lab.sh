@@ -5,6 +5,7 @@
 #   scripts/lab.sh up        build what is missing, create the nodes, run the playbook
 #   scripts/lab.sh destroy   remove the nodes, their volumes and the network
 #   scripts/lab.sh status    what runs where
+#   LAB_NODES=4 scripts/lab.sh add-node   one more node, joined with playbooks/add_node.yml
 #
 # Environment: LAB_NODES (default 3), LAB_SUBNET_PREFIX (default 172.30.0), LAB_PLAYBOOK.
 set -euo pipefail
@@ -255,6 +256,21 @@ up() {
   status
 }
 
+# One more node in the running lab, through playbooks/add_node.yml (what an operator does):
+#   LAB_NODES=4 scripts/lab.sh add-node      node4 joins; keep LAB_NODES=4 for later `make lab`
+add_node() {
+  local bins new=node$NODES
+  [ "$NODES" -gt 3 ] || die "set LAB_NODES to the new node count, e.g. LAB_NODES=4 $0 add-node"
+  docker inspect "${NAME_PREFIX}node1" >/dev/null 2>&1 || die "no lab to add to: run make lab first"
+  bins=$(scripts/build-binaries.sh consul nomad minio)
+  ensure_node "$NODES"
+  write_inventory "$(echo "$bins" | grep '/consul-')" "$(echo "$bins" | grep '/nomad-')" "$(echo "$bins" | grep '/minio-')"
+  ensure_vault
+  log "running playbooks/add_node.yml -l $new"
+  ansible-playbook -i "$INVENTORY" playbooks/add_node.yml -l "$new" ${LAB_ANSIBLE_ARGS:-}
+  load_workload_images
+}
+
 destroy() {
   local c
   for c in $(docker ps -aq --filter label=cloudvirt.lab=1); do
@@ -309,5 +325,6 @@ case ${1:-up} in
   up) up ;;
   destroy) destroy ;;
   status) status ;;
-  *) die "usage: $0 up|destroy|status" ;;
+  add-node) add_node ;;
+  *) die "usage: $0 up|destroy|status|add-node" ;;
 esac
