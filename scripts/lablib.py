@@ -14,7 +14,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / ".build" / "collections"))
 
 from ansible.parsing.vault import VaultLib, VaultSecret  # noqa: E402
-from ansible_collections.cloudvirt.platform.plugins.module_utils.nomad import NomadClient  # noqa: E402
+from ansible_collections.cloudvirt.platform.plugins.module_utils.nomad import NomadClient, NomadError  # noqa: E402,F401
 
 INVENTORY = REPO / "inventories" / "lab"
 KEY_DIR = Path(os.environ.get("CLOUDVIRT_CACHE", Path.home() / ".cache" / "cloudvirt")) / "lab"
