@@ -38,6 +38,8 @@ DEFAULT_TIMEOUT = 10
 BLOCKING_WAIT = 5
 
 TERMINAL_CLIENT_STATUSES = ('complete', 'failed', 'lost')
+# Deployment statuses that may still end well (anything else is final).
+ACTIVE_DEPLOYMENT_STATUSES = ('running', 'pending', 'paused', 'initializing', 'blocked', 'unblocking')
 
 
 def _skip_verify_fallback():
@@ -1053,7 +1055,7 @@ class Waiter(object):
                 return dep, False
             if status in ('failed', 'cancelled'):
                 self._deployment_failed(dep, what)
-            if status == 'running' and needs_promotion(dep) and canaries_healthy(dep):
+            if status == 'running' and awaits_manual_promotion(dep) and canaries_healthy(dep):
                 if promote and not promoted:
                     self.client.request('POST', '/v1/deployment/promote/%s' % quote(deployment_id, safe=''),
                                         body={'DeploymentID': deployment_id, 'All': True}, namespace=self.namespace)
@@ -1117,10 +1119,55 @@ class Waiter(object):
             return not live, '%s: %d allocation(s) still running' % (what, len(live)) if live else '%s: all allocations stopped' % what
         return self.allocations(job_id, what, accept)
 
+    def placed(self, job_id, what, min_index):
+        """Wait until the allocations a registration created (at/after ``min_index``) left
+        ``pending`` (jobs without deployments: batch, system, sysbatch); fail if one failed for good."""
+        def accept(allocs):
+            live = [a for a in allocs if a.get('DesiredStatus') == 'run']
+            pending = [a for a in live if a.get('ClientStatus') == 'pending']
+            running = [a for a in live if a.get('ClientStatus') == 'running']
+            complete = [a for a in live if a.get('ClientStatus') == 'complete']
+            failed = [a for a in live if a.get('ClientStatus') == 'failed']
+            text = 'allocations: %d running, %d complete, %d pending, %d failed' % (
+                len(running), len(complete), len(pending), len(failed))
+            return not pending and not failed, text
+        return self.allocations(job_id, what, accept, min_create_index=min_index, fail_index=min_index)
+
+    # -- registrations --------------------------------------------------------------------------
+
+    def registration(self, job_id, reg, version, what, promote=False):
+        """Follow what a registration (or a revert, which is one) started, from Nomad's answer
+        ``reg``: its evaluation, then the deployment of job ``version`` (service jobs) or the new
+        allocations (other jobs). Returns ``(deployment, awaiting_promotion)``, ``(None, False)``
+        when there is no deployment."""
+        if not reg.get('EvalID'):
+            self.progress.add('no evaluation (periodic or parameterized job): nothing runs until launched')
+            return None, False
+        evaluation = self.evaluation(reg['EvalID'], what)
+        deployment_id = evaluation.get('DeploymentID')
+        if not deployment_id:
+            # whatever its status: following a deployment that already failed reports why
+            latest = self.client.latest_deployment(job_id, namespace=self.namespace)
+            if latest and latest.get('JobVersion') == version:
+                deployment_id = latest['ID']
+        if deployment_id:
+            return self.deployment(deployment_id, what, promote=promote)
+        self.placed(job_id, what, reg.get('EvalCreateIndex') or 0)
+        return None, False
+
 
 def needs_promotion(dep):
     for g in (dep.get('TaskGroups') or {}).values():
         if g.get('DesiredCanaries') and not g.get('Promoted'):
+            return True
+    return False
+
+
+def awaits_manual_promotion(dep):
+    """Canaries that only a promotion lets the deployment go on; not those of groups with
+    ``auto_promote``, which Nomad promotes itself a moment after they are healthy."""
+    for g in (dep.get('TaskGroups') or {}).values():
+        if g.get('DesiredCanaries') and not g.get('Promoted') and not g.get('AutoPromote'):
             return True
     return False
 

@@ -254,10 +254,8 @@ import os
 from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.common.text.converters import to_native, to_text
 from ansible_collections.cloudvirt.platform.plugins.module_utils.nomad import (
-    NomadError, run_action, Waiter, client_from_module, describe_placement_failures, explain_parse_error,
-    hcl_variables_file, nomad_argument_spec, render_plan_diff, summarize_updates)
-
-ACTIVE_DEPLOYMENT = ('running', 'pending', 'paused', 'initializing', 'blocked', 'unblocking')
+    ACTIVE_DEPLOYMENT_STATUSES, NomadError, run_action, Waiter, client_from_module, describe_placement_failures,
+    explain_parse_error, hcl_variables_file, nomad_argument_spec, render_plan_diff, summarize_updates)
 
 
 class NomadJob(object):
@@ -416,25 +414,17 @@ class NomadJob(object):
             current = self.client.read_job(job_id, namespace=self.namespace) or {}
             version = current.get('Version')
             self.result['job_version'] = version
-            if not reg.get('EvalID'):
-                waiter.progress.add('no evaluation (periodic or parameterized job): nothing runs until launched')
-                return
-            evaluation = waiter.evaluation(reg['EvalID'], what)
-            deployment_id = evaluation.get('DeploymentID')
-            if not deployment_id:
-                # whatever its status: following a deployment that already failed reports why
-                latest = self.client.latest_deployment(job_id, namespace=self.namespace)
-                if latest and latest.get('JobVersion') == version:
-                    deployment_id = latest['ID']
-            if deployment_id:
-                self._follow_deployment(waiter, deployment_id, what)
-            else:
-                self._wait_allocations(waiter, job_id, what, reg.get('EvalCreateIndex') or 0)
+            dep, awaiting = waiter.registration(job_id, reg, version, what, promote=self.params['promote'])
+            if dep:
+                self._report_deployment(waiter, dep, awaiting, what)
         finally:
             self.result['events'] = waiter.progress.events
 
     def _follow_deployment(self, waiter, deployment_id, what):
         dep, awaiting = waiter.deployment(deployment_id, what, promote=self.params['promote'])
+        self._report_deployment(waiter, dep, awaiting, what)
+
+    def _report_deployment(self, waiter, dep, awaiting, what):
         summary = waiter.deployment_summary(dep)
         self.result['deployment'] = summary
         self.result['auto_revert'] = any(g.get('auto_revert') for g in summary['task_groups'].values())
@@ -442,24 +432,12 @@ class NomadJob(object):
             self.module.warn('Deployment %s of %s: canaries are healthy, awaiting promotion '
                              '(nomad deployment promote %s, or promote=true).' % (dep['ID'][:8], what, dep['ID']))
 
-    def _wait_allocations(self, waiter, job_id, what, min_index):
-        def accept(allocs):
-            live = [a for a in allocs if a.get('DesiredStatus') == 'run']
-            pending = [a for a in live if a.get('ClientStatus') == 'pending']
-            running = [a for a in live if a.get('ClientStatus') == 'running']
-            complete = [a for a in live if a.get('ClientStatus') == 'complete']
-            failed = [a for a in live if a.get('ClientStatus') == 'failed']
-            text = 'allocations: %d running, %d complete, %d pending, %d failed' % (
-                len(running), len(complete), len(pending), len(failed))
-            return not pending and not failed, text
-        waiter.allocations(job_id, what, accept, min_create_index=min_index, fail_index=min_index)
-
     def _wait_unchanged(self, job_id, job_modify_index):
         latest = self.client.latest_deployment(job_id, namespace=self.namespace)
         if not latest or latest.get('JobSpecModifyIndex') != job_modify_index:
             return
         what = self.what(job_id)
-        if latest.get('Status') in ACTIVE_DEPLOYMENT:
+        if latest.get('Status') in ACTIVE_DEPLOYMENT_STATUSES:
             waiter = self._waiter()
             try:
                 self._follow_deployment(waiter, latest['ID'], what)

@@ -1,5 +1,6 @@
 """Pure logic of plugins/module_utils/nomad.py: error translation (with a stubbed HTTP opener),
 counts, durations, HCL values, plan rendering, failure descriptions, the waiting loop."""
+import copy
 import errno
 import json
 import socket
@@ -371,6 +372,48 @@ def test_placement_failures_fail_the_evaluation_wait():
     waiter = n.Waiter(FakeClient({"/v1/evaluation/": [evaluation]}), timeout=60, clock=Clock())
     with pytest.raises(n.WaitFailed, match="Nomad cannot place job 'web': group web: 1 allocation"):
         waiter.evaluation("e1", "job 'web'")
+
+
+def test_healthy_canaries_wait_for_a_manual_promotion_but_not_for_auto_promote():
+    manual = deployment("running", healthy=1)
+    manual["TaskGroups"]["web"].update(DesiredCanaries=1, PlacedCanaries=["c1"], Promoted=False, AutoPromote=False)
+    dep, awaiting = n.Waiter(FakeClient({"/v1/deployment/": [manual]}), timeout=60, clock=Clock()).deployment("d", "job 'web'")
+    assert awaiting is True
+    auto = copy.deepcopy(manual)
+    auto["TaskGroups"]["web"]["AutoPromote"] = True
+    promoted = copy.deepcopy(auto)
+    promoted["TaskGroups"]["web"]["Promoted"] = True
+    done = deployment("successful", healthy=1)
+    waiter = n.Waiter(FakeClient({"/v1/deployment/": [auto, promoted, done]}), timeout=60, clock=Clock())
+    dep, awaiting = waiter.deployment("d", "job 'web'")
+    assert (dep["Status"], awaiting) == ("successful", False), "Nomad promotes auto_promote canaries itself"
+
+
+class RegistrationClient(FakeClient):
+    def __init__(self, script, latest=None):
+        FakeClient.__init__(self, script)
+        self.latest = latest
+
+    def latest_deployment(self, job_id, namespace=None):
+        return self.latest
+
+
+def test_registration_follows_the_evaluation_then_the_deployment_of_the_new_version():
+    client = RegistrationClient({"/v1/evaluation/": [{"Status": "complete"}], "/v1/deployment/": [deployment("successful", healthy=1)]},
+                                latest={"ID": "9a8b7c6d-0000", "JobVersion": 1})
+    dep, awaiting = n.Waiter(client, timeout=60, clock=Clock()).registration("web", {"EvalID": "e1"}, 1, "job 'web'")
+    assert dep["Status"] == "successful" and awaiting is False
+    # the latest deployment is of another version: nothing to follow but the allocations
+    alloc = {"ID": "a1", "CreateIndex": 50, "DesiredStatus": "run", "ClientStatus": "running"}
+    client = RegistrationClient({"/v1/evaluation/": [{"Status": "complete"}], "/v1/job/web/allocations": [[alloc]]},
+                                latest={"ID": "old", "JobVersion": 0})
+    waiter = n.Waiter(client, timeout=60, clock=Clock())
+    assert waiter.registration("web", {"EvalID": "e1", "EvalCreateIndex": 40}, 1, "job 'web'") == (None, False)
+    assert waiter.progress.events[-1].endswith("allocations: 1 running, 0 complete, 0 pending, 0 failed")
+    # periodic and parameterized jobs get no evaluation
+    waiter = n.Waiter(RegistrationClient({}), timeout=60, clock=Clock())
+    assert waiter.registration("web", {"EvalID": ""}, 1, "job 'web'") == (None, False)
+    assert "nothing runs until launched" in waiter.progress.events[0]
 
 
 def test_progress_deduplicates_and_timestamps():
