@@ -461,6 +461,21 @@ class NomadClient(object):
             body['Submission'] = submission
         return self.request('POST', '/v1/job/%s' % quote(job['ID'], safe=''), body=body, namespace=namespace).data
 
+    def job_versions(self, job_id, namespace=None):
+        """Every version Nomad keeps of a job, newest first; None when the job does not exist."""
+        data = self.get('/v1/job/%s/versions' % quote(job_id, safe=''), missing_ok=True, namespace=namespace)
+        if data is None:
+            return None
+        return sorted(data.get('Versions') or [], key=lambda v: v.get('Version') or 0, reverse=True)
+
+    def revert_job(self, job_id, version, enforce_prior_version=None, namespace=None):
+        """Register ``version`` of the job again (``nomad job revert``); with
+        ``enforce_prior_version``, only if the job is still at that version."""
+        body = {'JobID': job_id, 'JobVersion': version}
+        if enforce_prior_version is not None:
+            body['EnforcePriorVersion'] = enforce_prior_version
+        return self.request('POST', '/v1/job/%s/revert' % quote(job_id, safe=''), body=body, namespace=namespace).data
+
     def deregister_job(self, job_id, purge=False, namespace=None):
         return self.request('DELETE', '/v1/job/%s' % quote(job_id, safe=''),
                             params={'purge': True} if purge else None, namespace=namespace).data

@@ -8,7 +8,7 @@ import pytest
 
 from conftest import COLLECTIONS, REPO, ensure_collection_link  # noqa: E402
 
-MODULES = ["nomad_job", "nomad_job_scale", "nomad_node", "nomad_variable", "nomad_job_info", "nomad_node_info"]
+MODULES = ["nomad_job", "nomad_job_revert", "nomad_job_scale", "nomad_node", "nomad_variable", "nomad_job_info", "nomad_node_info"]
 
 
 @pytest.mark.parametrize("kind,name", [("module", m) for m in MODULES] + [("inventory", "nomad")])

@@ -160,6 +160,26 @@ def test_find_node_by_name_then_prefix():
     assert "prefix=0b1c" in transport.calls[1]["target"]
 
 
+def test_job_versions_newest_first_and_none_for_a_missing_job():
+    versions = {"Versions": [{"Version": 3}, {"Version": 5}, {"Version": 4}], "Diffs": None}
+    transport = Transport((200, versions), (404, b"job versions not found"))
+    client = n.NomadClient(address=ADDR, namespace="app", transport=transport)
+    assert [v["Version"] for v in client.job_versions("web")] == [5, 4, 3]
+    assert transport.calls[0]["target"] == "/v1/job/web/versions?namespace=app"
+    assert client.job_versions("nope") is None
+
+
+def test_revert_job_enforces_the_prior_version():
+    transport = Transport((200, {"EvalID": "e1"}), (200, {"EvalID": "e2"}))
+    client = n.NomadClient(address=ADDR, transport=transport)
+    assert client.revert_job("web", 3, enforce_prior_version=5, namespace="app") == {"EvalID": "e1"}
+    call = transport.calls[0]
+    assert (call["method"], call["target"]) == ("POST", "/v1/job/web/revert?namespace=app")
+    assert json.loads(call["body"]) == {"JobID": "web", "JobVersion": 3, "EnforcePriorVersion": 5}
+    client.revert_job("web", 0)
+    assert json.loads(transport.calls[1]["body"]) == {"JobID": "web", "JobVersion": 0}
+
+
 # -- counts, durations, HCL -------------------------------------------------------------------
 
 @pytest.mark.parametrize("spec,current,expected", [
