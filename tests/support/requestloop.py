@@ -47,14 +47,14 @@ class RequestLoop(threading.Thread):
         self.join()
 
     def failed(self):
-        return [(url, outcome) for _, url, outcome in self.results if outcome != 200]
+        return [(url, outcome) for dummy, url, outcome in self.results if outcome != 200]
 
     def window(self):
         """Seconds from the first failed request to the first success after the last failure."""
-        failed = [t for t, _, outcome in self.results if outcome != 200]
+        failed = [t for t, dummy, outcome in self.results if outcome != 200]
         if not failed:
             return 0.0
-        after = [t for t, _, outcome in self.results if outcome == 200 and t > failed[-1]]
+        after = [t for t, dummy, outcome in self.results if outcome == 200 and t > failed[-1]]
         return (after[0] if after else self.results[-1][0]) - failed[0]
 
     def summary(self):
