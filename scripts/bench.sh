@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Benchmarks (`make bench`): scripts, not timed tests. Each prints its figures side by side
 # from one run (ratios where two things are compared), because the machine is noisy.
-#   scripts/bench.sh [nomad_job] [app] [failover] [uploads]   default: every benchmark present
+#   scripts/bench.sh [nomad_job] [app] [failover] [uploads] [lifecycle]   default: every benchmark present
 set -uo pipefail
 cd "$(dirname "$0")/.."
 LOG_TAG=bench
@@ -11,7 +11,7 @@ export PATH=$PWD/.venv/bin:$PATH
 export ANSIBLE_COLLECTIONS_PATH=$PWD/.build/collections
 
 benches=("$@")
-[ ${#benches[@]} -gt 0 ] || benches=(nomad_job app failover uploads)
+[ ${#benches[@]} -gt 0 ] || benches=(nomad_job app failover uploads lifecycle)
 rc=0
 for b in "${benches[@]}"; do
   script=scripts/bench_$b.py
@@ -20,7 +20,7 @@ for b in "${benches[@]}"; do
     continue
   fi
   case $b in
-    failover) scripts/lab.sh up >&2 ;;  # the lab cluster (idempotent, minutes when it is up already)
+    failover|lifecycle) scripts/lab.sh up >&2 ;;  # the lab cluster (idempotent, minutes when it is up already)
     uploads) scripts/lab.sh up >&2 && app/tests/run.sh unit -q >/dev/null ;;  # lab, and Pillow
     nomad_job) scripts/build-binaries.sh nomad >/dev/null && ensure_docker && scripts/lab-image.sh ;;
     app) app/tests/run.sh unit -q >/dev/null ;;  # installs the app's pinned dependencies

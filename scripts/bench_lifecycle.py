@@ -104,7 +104,7 @@ def measured(name, urls, action):
         action()
         took = time.monotonic() - start
         time.sleep(2)
-    log(f"{name}: {loop.summary()} in {took:.0f} s")
+    log(f"{name}: {loop.summary()} in {took:.0f} s {loop.failed()[:5] if loop.failed() else ''}")
     return {"step": name, "failed": len(loop.failed()), "requests": len(loop.results), "seconds": round(took, 1)}
 
 

@@ -16,9 +16,11 @@ def get(url, timeout=2.0):
 
 
 class RequestLoop(threading.Thread):
-    """GETs the URLs in turn every `interval` seconds (one at a time) until stop()."""
+    """GETs the URLs in turn every `interval` seconds (one at a time) until stop(). A request
+    fails when it gets no 200 within `timeout`: generous by default, since a 2-core machine
+    running a cluster is slow at times, and a slow answer is not an outage."""
 
-    def __init__(self, urls, interval=0.05, timeout=2.0):
+    def __init__(self, urls, interval=0.05, timeout=5.0):
         super().__init__(daemon=True)
         self.urls = [urls] if isinstance(urls, str) else list(urls)
         self.interval, self.timeout = interval, timeout

@@ -59,6 +59,10 @@ job "imagehost-frontend" {
   }
 
   group "frontend" {
+    # A stopping instance leaves Consul first and keeps serving this long, so every HAProxy
+    # (which asks Consul's DNS every 2 s) has stopped sending it requests before it is told to stop.
+    shutdown_delay = "5s"
+
     count = var.count
 
     spread {
