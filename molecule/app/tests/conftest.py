@@ -34,7 +34,8 @@ def api(port, method, path, header, token, **kwargs):
         except requests.ConnectionError as e:
             error = e
             continue
-        r.raise_for_status()
+        if not r.ok:
+            raise requests.HTTPError(f"{r.status_code} {method} {path}: {r.text.strip()[:500]}", response=r)
         return r.json() if r.content else None
     raise error
 
