@@ -232,7 +232,7 @@ def test_a_lost_node_under_load_loses_no_accepted_upload(record_property):
     uploader = threading.Thread(target=upload, daemon=True)
     uploader.start()
     try:
-        with RequestLoop(URLS, timeout=1.0) as loop:
+        with RequestLoop(URLS, timeout=2.0) as loop:
             time.sleep(3)
             lost_at = time.monotonic()
             subprocess.run(["docker", "stop", victim], check=True, capture_output=True)
@@ -245,14 +245,17 @@ def test_a_lost_node_under_load_loses_no_accepted_upload(record_property):
                 return len(running) == wanted and all(a["NodeID"] != victim_id for a in running)
             wait_for(rescheduled, 240, "every allocation running on the other nodes")
             reschedule_s = time.monotonic() - lost_at
-            time.sleep(3)
+            time.sleep(max(3.0, 25 - reschedule_s))  # the loop goes on past the 20 s bound below
         halt.set()
         uploader.join()
         record_property("node_loss_window_s", round(loop.window(), 2))
         record_property("node_loss_reschedule_s", round(reschedule_s, 1))
-        # after the failover window every request succeeds again
-        late = [outcome for t, _, outcome in loop.results if t > lost_at + loop.window() + 0.01]
-        assert late and all(outcome == 200 for outcome in late), loop.failed()[-5:]
+        # an unplanned loss may fail requests, but only while the floating IP moves and the
+        # lost node's instances leave the pool: every failure within 20 s of the loss, and the
+        # loop went on answering after that until every allocation ran elsewhere
+        failed_at = [round(t - lost_at, 1) for t, _, outcome in loop.results if outcome != 200]
+        assert all(0 <= t < 20 for t in failed_at), (failed_at, loop.failed())
+        assert loop.results[-1][0] - lost_at > 20 and loop.results[-1][2] == 200
         assert loop.window() < 15, loop.window()
         assert len(accepted) > 5
         pending = set(accepted)
