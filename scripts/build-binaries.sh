@@ -8,7 +8,12 @@
 #   download  fetch the official release zip and verify it against SHA256SUMS (needs
 #             releases.hashicorp.com; never used by CI or tests here)
 #
-# Result: ${CLOUDVIRT_CACHE:-~/.cache/cloudvirt}/bin/<name>-<version>, printed one per line on stdout.
+# CLOUDVIRT_BIN_METADATA=cloudvirt.1 builds Consul and Nomad with that version metadata
+# (`nomad version` says v1.11.3+cloudvirt.1): a second, different binary of the same release,
+# which the upgrade test rolls out (a relink; the compiled packages come from Go's cache).
+#
+# Result: ${CLOUDVIRT_CACHE:-~/.cache/cloudvirt}/bin/<name>-<version>[+<metadata>], printed one
+# per line on stdout.
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
@@ -17,6 +22,8 @@ here=$(cd "$(dirname "$0")" && pwd)
 cache=${CLOUDVIRT_CACHE:-$HOME/.cache/cloudvirt}
 bindir=$cache/bin
 method=${CLOUDVIRT_BIN_METHOD:-build}
+metadata=${CLOUDVIRT_BIN_METADATA:-}
+suffix=${metadata:++$metadata}
 mkdir -p "$bindir"
 tmproot=$(mktemp -d)
 trap 'rm -rf "$tmproot"' EXIT
@@ -45,7 +52,7 @@ go_build() { # srcdir out ldflags
 }
 
 build_consul() {
-  local out=$bindir/consul-$CONSUL_VERSION work
+  local out=$bindir/consul-$CONSUL_VERSION$suffix work
   work=$(mktemp -d "$tmproot/XXXXXX")
   log "fetching github.com/hashicorp/consul@v$CONSUL_VERSION"
   fetch_module "github.com/hashicorp/consul@v$CONSUL_VERSION" "$work/src"
@@ -59,18 +66,18 @@ build_consul() {
     rm -rf "${work:?}/src/$mod"
     fetch_module "github.com/hashicorp/consul/$mod@$ver" "$work/src/$mod"
   done
-  go_build "$work/src" "$out" "-X github.com/hashicorp/consul/version.GitCommit=v$CONSUL_VERSION"
+  go_build "$work/src" "$out" "-X github.com/hashicorp/consul/version.GitCommit=v$CONSUL_VERSION${metadata:+ -X github.com/hashicorp/consul/version.VersionMetadata=$metadata}"
 }
 
 build_nomad() {
-  local out=$bindir/nomad-$NOMAD_VERSION work
+  local out=$bindir/nomad-$NOMAD_VERSION$suffix work
   work=$(mktemp -d "$tmproot/XXXXXX")
   log "fetching github.com/hashicorp/nomad@v$NOMAD_VERSION"
   fetch_module "github.com/hashicorp/nomad@v$NOMAD_VERSION" "$work/src"
   log "  nested module nomad/api@$NOMAD_API_VERSION"
   rm -rf "${work:?}/src/api"
   fetch_module "github.com/hashicorp/nomad/api@$NOMAD_API_VERSION" "$work/src/api"
-  go_build "$work/src" "$out" "-X github.com/hashicorp/nomad/version.GitCommit=v$NOMAD_VERSION"
+  go_build "$work/src" "$out" "-X github.com/hashicorp/nomad/version.GitCommit=v$NOMAD_VERSION${metadata:+ -X github.com/hashicorp/nomad/version.VersionMetadata=$metadata}"
 }
 
 build_minio() {
@@ -99,9 +106,9 @@ download_hashicorp() { # name version
 obtain() { # name
   local name=$1 ver out
   case $name in
-    consul) ver=$CONSUL_VERSION ;;
-    nomad) ver=$NOMAD_VERSION ;;
-    minio) ver=$MINIO_VERSION ;;
+    consul) ver=$CONSUL_VERSION$suffix ;;
+    nomad) ver=$NOMAD_VERSION$suffix ;;
+    minio) [ -z "$metadata" ] || die "CLOUDVIRT_BIN_METADATA applies to consul and nomad only"; ver=$MINIO_VERSION ;;
     *) die "unknown binary '$name' (expected consul, nomad or minio)" ;;
   esac
   out=$bindir/$name-$ver
@@ -110,6 +117,7 @@ obtain() { # name
   else
     command -v go >/dev/null || [ "$method" = download ] || die "Go is required to build $name (or set CLOUDVIRT_BIN_METHOD=download)"
     if [ "$method" = download ] && [ "$name" != minio ]; then
+      [ -z "$metadata" ] || die "CLOUDVIRT_BIN_METADATA needs CLOUDVIRT_BIN_METHOD=build"
       download_hashicorp "$name" "$ver"
     else
       "build_$name"

@@ -36,6 +36,10 @@ stage_prepare() {
   ensure_docker || return 1
   scripts/lab-image.sh || return 1
   with_progress "obtaining Consul, Nomad and MinIO binaries" scripts/build-binaries.sh consul nomad minio >/dev/null || return 1
+  # The upgrade test's "new" Consul and Nomad: the same release relinked with version
+  # metadata (seconds, from Go's build cache), so the rolling upgrade swaps real binaries.
+  CLOUDVIRT_BIN_METADATA=cloudvirt.1 with_progress "relinking Consul and Nomad as +cloudvirt.1" \
+    scripts/build-binaries.sh consul nomad >/dev/null || return 1
 }
 
 stage_lint() {
