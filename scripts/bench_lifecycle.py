@@ -9,6 +9,9 @@ frontend and the API in turn) runs during each step; one run, in this order:
   drain      drain.yml -l <floating IP holder>, then -e maintenance=off
   release    deploy.yml -e app_version=<next>: a rolling release with a canary per job (the
              images of the running version tagged anew in the lab's registry)
+  upgrade    upgrade.yml to Consul and Nomad relinked as +cloudvirt.1 (scripts/build-binaries.sh
+             with CLOUDVIRT_BIN_METADATA), node by node with drains, then upgrade.yml back to
+             the inventory's binaries
   remove     remove_node.yml -l node4 -e confirm=yes
   loss       docker stop of the floating IP's holder under uploads: the failure window, and the
              seconds until every allocation of the app runs on the other nodes; the node is
@@ -17,7 +20,7 @@ frontend and the API in turn) runs during each step; one run, in this order:
 It prints, per step, the failed requests (target 0; `loss` is an unplanned outage and has a
 window instead) and its time.
 
-  scripts/bench_lifecycle.py [--steps add,drain,release,remove,loss]
+  scripts/bench_lifecycle.py [--steps add,drain,release,upgrade,remove,loss]
 """
 import argparse
 import json
@@ -110,7 +113,7 @@ def measured(name, urls, action):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--steps", default="add,drain,release,remove,loss")
+    parser.add_argument("--steps", default="add,drain,release,upgrade,remove,loss")
     steps = parser.parse_args().steps.split(",")
     hosts, groups, group_vars = lablib.inventory()
     vip = f"http://{group_vars['keepalived_vip']}/"
@@ -145,6 +148,15 @@ def main():
                            check=True)
         rows.append(measured(f"deploy.yml app {current} -> {nxt}", urls,
                              lambda: playbook("playbooks/deploy.yml", "-e", f"app_version={nxt}")))
+
+    if "upgrade" in steps:
+        built = subprocess.run([str(REPO / "scripts" / "build-binaries.sh"), "consul", "nomad"], check=True,
+                               env={**os.environ, "CLOUDVIRT_BIN_METADATA": "cloudvirt.1"}, capture_output=True, text=True)
+        consul, nomad = built.stdout.split()
+        rows.append(measured("upgrade.yml to +cloudvirt.1", urls,
+                             lambda: playbook("playbooks/upgrade.yml", "-e", f"consul_binary_src={consul}",
+                                              "-e", f"nomad_binary_src={nomad}")))
+        rows.append(measured("upgrade.yml back", urls, lambda: playbook("playbooks/upgrade.yml")))
 
     if "remove" in steps and "node4" in hosts:
         rows.append(measured("remove_node.yml node4", urls,

@@ -1,7 +1,8 @@
 """The lifecycle playbooks on the running cluster and app, under a steady request loop through
 the floating IP: a spare VM (app-node4, in no platform group at converge) is added, a node is
 drained for maintenance and brought back, removing a server that quorum needs is refused,
-node4 is removed again, and a node is lost (docker stop) while uploads go on. The tests run in
+node4 is removed again, Consul and Nomad are upgraded node by node, and a node is lost
+(docker stop) while uploads go on. The tests run in
 this order and build on each other; each playbook's re-run must change nothing."""
 import os
 import struct
@@ -193,6 +194,71 @@ def test_remove_node_takes_node4_out_without_a_failed_request():
     assert len(nomad_get("/v1/operator/raft/configuration")["Servers"]) == 3
     assert sh(NODE4, "systemctl is-enabled nomad consul keepalived haproxy", check=False).split() == ["disabled"] * 4
     assert_no_change(run_playbook("remove_node.yml", "-l", NODE4, "-e", "confirm=yes", inventories=INVENTORIES))
+
+
+def new_binaries():
+    """The upgrade's "new" Consul and Nomad: this release relinked with version metadata
+    +cloudvirt.1 (scripts/build-binaries.sh; seconds once the release is built)."""
+    done = subprocess.run([str(ROOT / "scripts" / "build-binaries.sh"), "consul", "nomad"], capture_output=True, text=True,
+                          env={**os.environ, "CLOUDVIRT_BIN_METADATA": "cloudvirt.1"}, timeout=1800)
+    assert done.returncode == 0, done.stderr[-2000:]
+    consul, nomad = done.stdout.split()
+    return consul, nomad
+
+
+def running_versions():
+    """{node: (consul, nomad)}: the binaries on each node and what the running agents report."""
+    found = {}
+    for name in NODES:
+        members = {m["Name"]: m["Tags"].get("build", "") for m in consul_get("/v1/agent/members")}
+        found[name] = (sh(name, "/usr/local/bin/consul version | head -1"), sh(name, "/usr/local/bin/nomad version | head -1"),
+                       members.get(name, ""), node(name)["Version"])
+    return found
+
+
+def test_rolling_upgrade_of_consul_and_nomad_fails_no_request(record_property):
+    """upgrade.yml to other Consul and Nomad binaries under a request loop: --check only plans;
+    then servers one by one, the leaders last, each drained and back; no failed request; every
+    agent runs the new binary and both Raft clusters have their three voters; a re-run changes
+    nothing."""
+    consul, nomad = new_binaries()
+    new = ["-e", f"consul_binary_src={consul}", "-e", f"nomad_binary_src={nomad}"]
+    before = running_versions()
+    assert all("+cloudvirt.1" not in "".join(v) for v in before.values()), before
+
+    plan = run_playbook("upgrade.yml", "--check", *new)
+    assert_ok(plan)
+    assert said(plan, "Would upgrade, one at a time:"), plan.output[-3000:]
+    assert running_versions() == before
+
+    leaders = {address.rsplit(":", 1)[0] for address in (nomad_get("/v1/status/leader"), consul_get("/v1/status/leader"))}
+    leaders = {n for n in NODES if f"172.30.22.{10 + int(n[-1])}" in leaders}
+    start = time.monotonic()
+    with RequestLoop(URLS) as loop:
+        done = run_playbook("upgrade.yml", *new)
+        time.sleep(2)
+    assert_ok(done)
+    record_property("upgrade_seconds", round(time.monotonic() - start))
+    record_property("upgrade_requests", len(loop.results))
+    assert not loop.failed(), f"{loop.summary()} during the rolling upgrade: {loop.failed()[:5]}"
+    text = " ".join(done.output.split())
+    order = [n for at, n in sorted((text.find(f"{n} upgraded and back in service"), n) for n in NODES) if at >= 0]
+    assert sorted(order) == NODES, done.output[-3000:]
+    assert set(order[-len(leaders):]) == leaders, f"upgrade order {order}, leaders before {leaders}"
+
+    after = running_versions()
+    for name, (consul_bin, nomad_bin, consul_build, nomad_agent) in after.items():
+        assert consul_bin.endswith("+cloudvirt.1") and nomad_bin.endswith("+cloudvirt.1"), after
+        assert "+cloudvirt.1" in consul_build and nomad_agent.endswith("+cloudvirt.1"), after
+        entry = node(name)
+        assert entry["Status"] == "ready" and entry["SchedulingEligibility"] == "eligible", entry
+    for peers in (nomad_get("/v1/operator/raft/configuration"), consul_get("/v1/operator/raft/configuration")):
+        assert [p["Voter"] for p in peers["Servers"]] == [True] * 3, peers
+    assert len(holders(NODES)) == 1
+
+    again = run_playbook("upgrade.yml", *new)
+    assert_no_change(again)
+    assert said(again, "nothing to do"), again.output[-3000:]
 
 
 def png(seed):
