@@ -25,15 +25,14 @@ import argparse
 import os
 import subprocess
 import sys
-import threading
 import time
-import urllib.error
-import urllib.request
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "support"))
 
 import lablib  # noqa: E402
+import requestloop  # noqa: E402
 
 NAME_PREFIX = os.environ.get("LAB_NAME_PREFIX", "lab-")
 JOB = "bench-failover-web"
@@ -64,13 +63,7 @@ def holder(nodes, vip):
 
 
 def get(url, timeout):
-    try:
-        with urllib.request.urlopen(urllib.request.Request(url, headers={"Connection": "close"}), timeout=timeout) as r:
-            return r.status
-    except urllib.error.HTTPError as e:
-        return e.code
-    except OSError:
-        return None
+    return requestloop.get(url, timeout=timeout)[0]
 
 
 def wait_for(predicate, timeout, what, step=0.2):
@@ -83,30 +76,6 @@ def wait_for(predicate, timeout, what, step=0.2):
             last_note = time.monotonic()
         time.sleep(step)
     raise SystemExit(f"bench_failover: not within {timeout} s: {what}")
-
-
-class Loop(threading.Thread):
-    def __init__(self, url, interval, timeout):
-        super().__init__(daemon=True)
-        self.url, self.interval, self.timeout = url, interval, timeout
-        self.results = []
-        self.halt = threading.Event()
-
-    def run(self):
-        while not self.halt.is_set():
-            start = time.monotonic()
-            self.results.append((start, get(self.url, self.timeout) == 200))
-            self.halt.wait(max(0.0, self.interval - (time.monotonic() - start)))
-
-    def finish(self):
-        self.halt.set()
-        self.join()
-        failed = [t for t, ok in self.results if not ok]
-        if not failed:
-            return 0.0, 0, len(self.results)
-        after = [t for t, ok in self.results if ok and t > failed[-1]]
-        end = after[0] if after else self.results[-1][0]
-        return end - failed[0], len(failed), len(self.results)
 
 
 def stand_in_job():
@@ -178,18 +147,20 @@ def main():
             owner = found[-1]
             wait_for(lambda: all(get(url, 2) == 200 for _ in range(5)), 60, f"{url} answers steadily")
             log(f"{case}: taking away {owner}, the holder, under a request every {args.interval * 1000:.0f} ms")
-            loop = Loop(url, args.interval, args.timeout)
+            loop = requestloop.RequestLoop(url, interval=args.interval, timeout=args.timeout)
             loop.start()
             time.sleep(2)
             take_away(case, owner)
             try:
                 moved = wait_for(lambda: holder([n for n in nodes if n != owner], vip) is not None, 30,
                                  "another node holds the IP")
-                wait_for(lambda: loop.results and all(ok for _, ok in loop.results[-10:]), 60,
+                wait_for(lambda: loop.results and all(outcome == 200 for *_, outcome in loop.results[-10:]), 60,
                          "ten requests in a row succeed")
-                window, failed, total = loop.finish()
+                loop.stop()
+                window, failed, total = loop.window(), len(loop.failed()), len(loop.results)
             finally:
-                loop.halt.set()
+                if loop.is_alive():
+                    loop.stop()
                 bring_back(case, owner)
             rows.append((case, window, failed, total, moved))
             log(f"{case}: window {window * 1000:.0f} ms, {failed} of {total} requests failed; waiting for {owner} to rejoin")

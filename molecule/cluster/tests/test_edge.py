@@ -5,14 +5,20 @@ itself goes away.
 A small web job (three busybox httpd instances registered in Consul as `frontend`, the
 default route of the haproxy role) stands in for the app. The failover tests run last in this
 file (pytest keeps file order) because they stop services and a whole node."""
+import os
 import subprocess
-import threading
+import sys
 import time
+from pathlib import Path
 
 import pytest
 import requests
 
 from conftest import NAMESPACE, NODES, consul_api, nomad_api
+
+sys.path.insert(0, str(Path(os.environ.get("MOLECULE_PROJECT_DIRECTORY", Path(__file__).resolve().parents[3]))
+                       / "tests" / "support"))
+from requestloop import RequestLoop  # noqa: E402
 
 VIP = "172.30.20.100"
 ADDRESSES = {"cluster-node1": "172.30.20.11", "cluster-node2": "172.30.20.12", "cluster-node3": "172.30.20.13"}
@@ -55,39 +61,6 @@ def wait_for(predicate, timeout, what, step=0.2):
             return time.monotonic() - start
         time.sleep(step)
     raise AssertionError(f"not within {timeout}s: {what}")
-
-
-class RequestLoop(threading.Thread):
-    """Requests to the VIP at a fixed rate (one at a time, each on a new connection) until
-    stopped: the client's view of a failover."""
-
-    def __init__(self, interval=0.05, timeout=1.0):
-        super().__init__(daemon=True)
-        self.interval, self.timeout = interval, timeout
-        self.results = []  # (monotonic time, ok)
-        self._halt = threading.Event()
-
-    def run(self):
-        while not self._halt.is_set():
-            start = time.monotonic()
-            status, _ = get(timeout=self.timeout)
-            self.results.append((start, status == 200))
-            self._halt.wait(max(0.0, self.interval - (time.monotonic() - start)))
-
-    def stop(self):
-        self._halt.set()
-        self.join()
-
-    def failures(self):
-        return sum(1 for _, ok in self.results if not ok)
-
-    def window(self):
-        """Seconds from the first failed request to the first success after the last failure."""
-        failed = [t for t, ok in self.results if not ok]
-        if not failed:
-            return 0.0
-        after = [t for t, ok in self.results if ok and t > failed[-1]]
-        return (after[0] if after else self.results[-1][0]) - failed[0]
 
 
 @pytest.fixture(scope="module")
@@ -161,7 +134,7 @@ def test_every_edge_node_serves_on_its_own_address():
 @pytest.mark.usefixtures("web")
 def test_vip_leaves_a_node_whose_haproxy_stops(record_property):
     wait_for(lambda: holders() == ["cluster-node1"], 30, "node1 holds the VIP")
-    loop = RequestLoop()
+    loop = RequestLoop(f"http://{VIP}/", timeout=1.0)
     loop.start()
     sh("cluster-node1", "systemctl stop haproxy")
     try:
@@ -175,16 +148,16 @@ def test_vip_leaves_a_node_whose_haproxy_stops(record_property):
     record_property("vip_back_after_haproxy_start_s", round(back, 2))
     time.sleep(2)
     loop.stop()
-    record_property("haproxy_stop_failed_requests", loop.failures())
+    record_property("haproxy_stop_failed_requests", len(loop.failed()))
     record_property("haproxy_stop_failure_window_s", round(loop.window(), 2))
-    assert loop.window() < 5, f"requests failed for {loop.window():.2f}s ({loop.failures()} failed)"
-    assert loop.results[-1][1], "the VIP does not answer after node1 took it back"
+    assert loop.window() < 5, f"requests failed for {loop.window():.2f}s ({len(loop.failed())} failed)"
+    assert loop.results[-1][2] == 200, "the VIP does not answer after node1 took it back"
 
 
 @pytest.mark.usefixtures("web")
 def test_vip_moves_and_service_answers_when_the_holder_stops(record_property):
     wait_for(lambda: holders() == ["cluster-node1"], 30, "node1 holds the VIP")
-    loop = RequestLoop()
+    loop = RequestLoop(f"http://{VIP}/", timeout=1.0)
     loop.start()
     time.sleep(1)
     subprocess.run(["docker", "stop", "cluster-node1"], check=True, capture_output=True)
@@ -196,11 +169,11 @@ def test_vip_moves_and_service_answers_when_the_holder_stops(record_property):
                  "ten requests in a row succeed through the VIP")
         time.sleep(1)
         loop.stop()
-        record_property("node_stop_failed_requests", loop.failures())
+        record_property("node_stop_failed_requests", len(loop.failed()))
         record_property("node_stop_failure_window_s", round(loop.window(), 2))
-        print(f"node stop: {loop.failures()} of {len(loop.results)} requests failed, "
+        print(f"node stop: {len(loop.failed())} of {len(loop.results)} requests failed, "
               f"window {loop.window() * 1000:.0f} ms")
-        assert loop.window() < 5, f"requests failed for {loop.window():.2f}s ({loop.failures()} failed)"
+        assert loop.window() < 5, f"requests failed for {loop.window():.2f}s ({len(loop.failed())} failed)"
     finally:
         if loop.is_alive():
             loop.stop()
