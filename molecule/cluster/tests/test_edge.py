@@ -116,9 +116,20 @@ def test_unicast_vrrp_peers_are_the_other_edge_nodes():
 
 @pytest.mark.usefixtures("web")
 def test_floating_ip_reaches_the_service_and_spreads_over_instances():
-    wait_for(lambda: get()[0] == 200, 30, "the VIP answers with the service")
-    bodies = [get()[1] for _ in range(30)]
-    assert {b for b in bodies if b.startswith(JOB)} == {f"{JOB}.web[{i}]" for i in range(3)}, bodies
+    # HAProxy learns new instances from the local Consul DNS (every haproxy_resolver_hold_valid)
+    # and puts each in rotation after its own checks pass (rise): seconds after Consul has them
+    # passing, which is when the fixture returns.
+    seen = []
+
+    def spread():
+        bodies = [get()[1] for _ in range(30)]
+        seen[:] = bodies
+        return {b for b in bodies if b.startswith(JOB)} == {f"{JOB}.web[{i}]" for i in range(3)}
+
+    try:
+        wait_for(spread, 30, "30 requests through the VIP reach all three instances", step=1)
+    except AssertionError as e:
+        raise AssertionError(f"{e}; the last 30 answers: {seen}") from None
     # The instances run on three different nodes (the job spreads them).
     running = [a for a in nomad_api("GET", f"/v1/job/{JOB}/allocations") if a["ClientStatus"] == "running"]
     assert len({a["NodeID"] for a in running}) == 3
@@ -127,6 +138,7 @@ def test_floating_ip_reaches_the_service_and_spreads_over_instances():
 @pytest.mark.usefixtures("web")
 def test_every_edge_node_serves_on_its_own_address():
     for node, address in ADDRESSES.items():
+        wait_for(lambda: get(address)[0] == 200, 30, f"{node}'s HAProxy serves the service (see the test above)")
         status, body = get(address)
         assert status == 200 and body.startswith(JOB), (node, status, body)
 
