@@ -2,8 +2,6 @@
 certificate (the scenario's PKI directory) and the management token from the vaulted file."""
 import json
 import os
-import re
-import subprocess
 import sys
 from pathlib import Path
 
@@ -60,26 +58,6 @@ def consul_get(path):
 
 
 ROOT = Path(os.environ.get("MOLECULE_PROJECT_DIRECTORY", Path(__file__).resolve().parents[3]))
+sys.path.insert(0, str(ROOT / "tests" / "support"))
+from playbooks import recap, run_playbook, said  # noqa: E402,F401  (the tests import them from here)
 
-
-def run_playbook(playbook, *args, inventories=(), timeout=1800):
-    """ansible-playbook on the scenario's inventory (plus `inventories`), as an operator runs it
-    from a checkout; the CompletedProcess, with .output = stdout + stderr."""
-    env = {**os.environ, "ANSIBLE_COLLECTIONS_PATH": str(ROOT / ".build" / "collections"),
-           "ANSIBLE_ROLES_PATH": str(ROOT / "roles"), "ANSIBLE_CONFIG": str(ROOT / "ansible.cfg"),
-           "ANSIBLE_FORCE_COLOR": "0", "ANSIBLE_NOCOLOR": "1"}
-    command = [str(Path(sys.executable).parent / "ansible-playbook"), "-i", str(EPHEMERAL / "inventory")]
-    for inventory in inventories:
-        command += ["-i", str(inventory)]
-    done = subprocess.run(command + [str(ROOT / "playbooks" / playbook), *args], env=env, stdin=subprocess.DEVNULL,
-                          capture_output=True, text=True, timeout=timeout)
-    done.output = done.stdout + done.stderr
-    return done
-
-
-def recap(output):
-    """{host: {'ok': n, 'changed': n, ...}} from a PLAY RECAP."""
-    counts = {}
-    for host, fields in re.findall(r"^(\S+)\s+:\s+(ok=.*)$", output, re.M):
-        counts[host] = {k: int(v) for k, v in re.findall(r"(\w+)=(\d+)", fields)}
-    return counts

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 import requests
 import yaml
-from conftest import EPHEMERAL, ROOT, consul_get, nomad_get, nomad_request, recap, run_playbook
+from conftest import EPHEMERAL, ROOT, consul_get, nomad_get, nomad_request, recap, run_playbook, said
 
 sys.path.insert(0, str(ROOT / "tests" / "support"))
 from requestloop import RequestLoop  # noqa: E402
@@ -73,11 +73,6 @@ def running_allocs(node_id=None):
 
 def consul_member(name):
     return next((m for m in consul_get("/v1/agent/members") if m["Name"] == name), None)
-
-
-def said(done, text):
-    """Whether the play's output says `text` (the YAML callback folds long messages)."""
-    return " ".join(text.split()) in " ".join(done.output.split())
 
 
 def assert_ok(done):
