@@ -181,6 +181,11 @@ nomad_binary_src: $nomad_bin
 docker_package_source: docker.io
 # The floating IP (roles keepalived and haproxy).
 keepalived_vip: $VIP
+# HTTPS on it with a certificate per edge node from the lab's CA (curl --cacert $KEY_DIR/pki/ca.pem
+# https://$VIP/); plain HTTP keeps serving, without a redirect: the benchmarks, make e2e and the
+# examples use it (docs/edge.md).
+cloudvirt_edge_tls_internal: true
+haproxy_tls_redirect: false
 
 # The app's infrastructure on the infra node. Secrets come from group_vars/all/vault.yml.
 minio_install_method: binary
@@ -298,6 +303,9 @@ status() {
   echo "  Nomad UI/API  : https://$ip:4646/ui   (CA: $KEY_DIR/pki/ca.pem)"
   if docker exec "${NAME_PREFIX}node1" systemctl is-active -q keepalived 2>/dev/null; then
     echo "  Floating IP   : http://$VIP/          (the app; upload: curl -F file=@photo.jpg http://$VIP/api/images)"
+    if [ -s "$KEY_DIR/pki/nodes/node1/edge.pem" ]; then
+      echo "  HTTPS         : https://$VIP/         (certificate from the lab's CA: curl --cacert $KEY_DIR/pki/ca.pem https://$VIP/)"
+    fi
   fi
   if docker inspect "${NAME_PREFIX}infra" >/dev/null 2>&1; then
     echo "  Infra node    : $INFRA_IP  RabbitMQ :5672, MinIO :9000, registry :5000 (127.0.0.1:$REGISTRY_PORT here)"
