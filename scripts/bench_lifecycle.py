@@ -12,6 +12,9 @@ frontend and the API in turn) runs during each step; one run, in this order:
   upgrade    upgrade.yml to Consul and Nomad relinked as +cloudvirt.1 (scripts/build-binaries.sh
              with CLOUDVIRT_BIN_METADATA), node by node with drains, then upgrade.yml back to
              the inventory's binaries
+  certs      rotate_certs.yml: every node's certificates and keys renewed node by node, loaded
+             without a restart (the loop also requests HTTPS on the floating IP, verified
+             against the lab's CA)
   remove     remove_node.yml -l node4 -e confirm=yes
   loss       docker stop of the floating IP's holder under uploads: the failure window, and the
              seconds until every allocation of the app runs on the other nodes; the node is
@@ -20,7 +23,7 @@ frontend and the API in turn) runs during each step; one run, in this order:
 It prints, per step, the failed requests (target 0; `loss` is an unplanned outage and has a
 window instead) and its time.
 
-  scripts/bench_lifecycle.py [--steps add,drain,release,upgrade,remove,loss]
+  scripts/bench_lifecycle.py [--steps add,drain,release,upgrade,certs,remove,loss]
 """
 import argparse
 import json
@@ -113,7 +116,7 @@ def measured(name, urls, action):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--steps", default="add,drain,release,upgrade,remove,loss")
+    parser.add_argument("--steps", default="add,drain,release,upgrade,certs,remove,loss")
     steps = parser.parse_args().steps.split(",")
     hosts, groups, group_vars = lablib.inventory()
     vip = f"http://{group_vars['keepalived_vip']}/"
@@ -157,6 +160,12 @@ def main():
                              lambda: playbook("playbooks/upgrade.yml", "-e", f"consul_binary_src={consul}",
                                               "-e", f"nomad_binary_src={nomad}")))
         rows.append(measured("upgrade.yml back", urls, lambda: playbook("playbooks/upgrade.yml")))
+
+    if "certs" in steps:
+        os.environ["REQUESTS_CA_BUNDLE"] = str(lablib.KEY_DIR / "pki" / "ca.pem")
+        https = vip.replace("http://", "https://")
+        rows.append(measured("rotate_certs.yml", urls + [https, https + "api/images?limit=1"],
+                             lambda: playbook("playbooks/rotate_certs.yml")))
 
     if "remove" in steps and "node4" in hosts:
         rows.append(measured("remove_node.yml node4", urls,
