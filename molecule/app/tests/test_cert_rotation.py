@@ -1,11 +1,18 @@
-"""playbooks/rotate_certs.yml on the running cluster and app. --check and a bad selection change
-nothing. A rotation, under a steady request loop over HTTPS through the floating IP, fails no
-request; afterwards every node serves a new certificate with a new key on Consul's and Nomad's
-HTTPS ports and on HAProxy's, the same as the controller's files, while the agents kept running
-(same PIDs: reloaded, not restarted), the allocations kept running untouched, and both Raft
-clusters kept their three voters; the controller's client certificate is new and accepted; no
-private key shows in the output. A due-only run then changes nothing, and -l with one kind
-renews that one certificate of that node only."""
+"""playbooks/rotate_certs.yml and rotate_ca.yml on the running cluster and app.
+
+rotate_certs.yml: --check and a bad selection change nothing; -l with one kind renews that one
+certificate of that node only, and a due-only run then changes nothing.
+
+rotate_ca.yml replaces the CA in two runs under a steady request loop over HTTPS through the
+floating IP. The first stops once every node trusts both CAs (clients trusting the old CA alone
+still verify). The second has the new CA sign every certificate again (its step 4 is a full
+rotate_certs.yml) and then be trusted alone. No request fails; every node serves new
+certificates with new keys on Consul's, Nomad's and HAProxy's ports, as on the controller,
+verified against the new CA alone; the agents kept running (same PIDs: reloaded, not
+restarted), the allocations too, and both Raft clusters their three voters; the controller's
+client certificate is new; a client certificate from the old CA no longer gets in; no private
+key shows in the output. -l is refused."""
+import datetime
 import hashlib
 import socket
 import ssl
@@ -14,7 +21,9 @@ import subprocess
 import pytest
 from conftest import PKI, consul_get, nomad_get, recap, run_playbook, said
 from cryptography import x509
-from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from requestloop import RequestLoop
 
 NODES = {"app-node1": "172.30.22.11", "app-node2": "172.30.22.12", "app-node3": "172.30.22.13"}
@@ -103,45 +112,7 @@ def test_check_mode_and_a_bad_selection_change_nothing():
     assert files() == certs and served_all() == before
 
 
-def test_rotation_renews_every_certificate_without_a_failed_request_or_a_restart(record_property, monkeypatch):
-    before, certs, pids, allocs = served_all(), files(), main_pids(), allocations()
-    assert voters() == (sorted(NODES), sorted(NODES))
-    assert allocs, "the app runs"
-    monkeypatch.setenv("REQUESTS_CA_BUNDLE", CA)  # the loop verifies HAProxy's certificate
-
-    with RequestLoop([VIP, VIP + "api/images?limit=1"]) as loop:
-        done = run_playbook("rotate_certs.yml")
-    assert_ok(done)
-    failed = loop.failed()
-    record_property("rotate_certs_requests", len(loop.results))
-    record_property("rotate_certs_failed", len(failed))
-    assert len(loop.results) > 100, f"only {len(loop.results)} requests"
-    assert not failed, f"{len(failed)} of {len(loop.results)} requests failed during the rotation: {failed[:10]}"
-
-    after, new = served_all(), files()
-    for key in before:
-        assert after[key] != before[key], f"{key} serves its old certificate"
-        assert after[key] == new[key][0], f"{key} serves another certificate than the controller's file"
-        assert new[key][1] != certs[key][1], f"{key}: the new certificate kept the old key"
-    assert new["controller", "cli"][1] != certs["controller", "cli"][1], "the controller's key is the old one"
-    for node in NODES:
-        assert said(done, f"{node}: renewed consul, nomad, edge; it serves"), done.output[-3000:]
-
-    assert main_pids() == pids, "an agent was restarted instead of reloaded"
-    assert allocations() == allocs, "allocations were replaced or restarted"
-    assert voters() == (sorted(NODES), sorted(NODES))
-    assert "PRIVATE KEY" not in done.output
-
-    # The due-only run (what a timer would run) finds nothing due and changes nothing.
-    again = run_playbook("rotate_certs.yml", "-e", "rotate_certs_due_only=true")
-    assert_ok(again)
-    assert not changed_hosts(again), f"a due-only run changed something: {changed_hosts(again)}\n{again.output[-3000:]}"
-    for node in NODES:
-        assert said(again, f"{node}: none was due; it serves"), again.output[-3000:]
-    assert files() == new and served_all() == after
-
-
-def test_one_kind_on_one_node():
+def test_one_kind_on_one_node_then_a_due_only_run_changes_nothing():
     before, certs = served_all(), files()
     done = run_playbook("rotate_certs.yml", "-l", "app-node2", "-e", "rotate_certs=nomad")
     assert_ok(done)
@@ -152,3 +123,129 @@ def test_one_kind_on_one_node():
     assert renewed == {("app-node2", "nomad")}, renewed
     assert after["app-node2", "nomad"] == new["app-node2", "nomad"][0]
     assert {key for key in certs if new[key] != certs[key]} == {("app-node2", "nomad")}
+
+    # The due-only run (what a timer would run) finds nothing due and changes nothing.
+    again = run_playbook("rotate_certs.yml", "-l", "app-node2", "-e", "rotate_certs_due_only=true")
+    assert_ok(again)
+    assert not changed_hosts(again), f"a due-only run changed something: {changed_hosts(again)}\n{again.output[-3000:]}"
+    assert said(again, "app-node2: none was due; it serves"), again.output[-3000:]
+    assert files() == new and served_all() == after
+
+
+def certificates_in(pem):
+    return x509.load_pem_x509_certificates(pem if isinstance(pem, bytes) else pem.encode())
+
+
+def client_certificate_from(ca_pem, ca_key_pem, directory):
+    """A client certificate and key (files in `directory`) signed by the given CA."""
+    ca = x509.load_pem_x509_certificate(ca_pem)
+    ca_key = serialization.load_pem_private_key(ca_key_pem, None)
+    key = ec.generate_private_key(ec.SECP256R1())
+    now = datetime.datetime.now(datetime.timezone.utc)
+    cert = (x509.CertificateBuilder().subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "old-ca-client")]))
+            .issuer_name(ca.subject).public_key(key.public_key()).serial_number(x509.random_serial_number())
+            .not_valid_before(now - datetime.timedelta(minutes=1)).not_valid_after(now + datetime.timedelta(hours=1))
+            .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CLIENT_AUTH]), critical=False)
+            .sign(ca_key, hashes.SHA256()))
+    (directory / "old-client.pem").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    (directory / "old-client-key.pem").write_bytes(key.private_bytes(serialization.Encoding.PEM,
+                                                                     serialization.PrivateFormat.PKCS8,
+                                                                     serialization.NoEncryption()))
+    return str(directory / "old-client.pem"), str(directory / "old-client-key.pem")
+
+
+def accepts(address, port, client):
+    """Whether the server completes a request from this client certificate (HTTPS, not verified:
+    the question is the server's trust)."""
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    context.check_hostname, context.verify_mode = False, ssl.CERT_NONE
+    context.load_cert_chain(*client)
+    try:
+        with socket.create_connection((address, port), timeout=5) as raw:
+            with context.wrap_socket(raw, server_hostname=address) as tls:
+                tls.sendall(b"GET /v1/status/leader HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+                return tls.recv(64).startswith(b"HTTP/1.1 200")
+    except (ssl.SSLError, OSError):
+        return False
+
+
+def node_cas(node):
+    return {service: sh_out(node, f"cat /etc/{service}.d/tls/ca.pem") for service in ("consul", "nomad")}
+
+
+def sh_out(node, command):
+    return subprocess.run(["docker", "exec", node, "sh", "-c", command], capture_output=True, text=True,
+                          check=True).stdout
+
+
+def test_ca_rotation_refuses_a_limit():
+    done = run_playbook("rotate_ca.yml", "-l", "app-node1")
+    assert done.returncode != 0
+    assert said(done, "Run it on the whole inventory, without -l"), done.output[-3000:]
+    assert not (PKI / "next").exists() and not (PKI / "trust.pem").exists()
+
+
+def test_ca_rotation_in_two_runs_fails_no_request(record_property, monkeypatch, tmp_path):
+    old_ca, old_key = (PKI / "ca.pem").read_bytes(), (PKI / "ca-key.pem").read_bytes()
+    old_client = client_certificate_from(old_ca, old_key, tmp_path)
+    assert all(accepts(address, PORTS[s], old_client) for address in NODES.values() for s in ("consul", "nomad"))
+    before, certs, pids, allocs = served_all(), files(), main_pids(), allocations()
+    assert voters() == (sorted(NODES), sorted(NODES))
+    assert allocs, "the app runs"
+    (tmp_path / "old.pem").write_bytes(old_ca)
+
+    # Run 1 stops once every node trusts both CAs; clients that trust the old CA alone still work.
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(tmp_path / "old.pem"))
+    with RequestLoop([VIP, VIP + "api/images?limit=1"]) as loop:
+        first = run_playbook("rotate_ca.yml", "-e", "rotate_ca_stop_after=trust")
+    assert_ok(first)
+    assert not loop.failed(), f"{len(loop.failed())} of {len(loop.results)} failed: {loop.failed()[:10]}"
+    trust = (PKI / "trust.pem").read_bytes()
+    assert [c.serial_number for c in certificates_in(trust)][0] == x509.load_pem_x509_certificate(old_ca).serial_number
+    assert len(certificates_in(trust)) == 2
+    assert (PKI / "ca-rotation").read_text().strip() == "start"
+    for node in NODES:
+        for service, pem in node_cas(node).items():
+            assert certificates_in(pem) == certificates_in(trust), f"{node}: {service} does not trust both CAs"
+    assert served_all() == before, "a certificate changed before the new CA signs"
+
+    # Run 2 goes on: the new CA signs every certificate, then is trusted alone.
+    (tmp_path / "trust.pem").write_bytes(trust)
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(tmp_path / "trust.pem"))
+    with RequestLoop([VIP, VIP + "api/images?limit=1"]) as loop:
+        second = run_playbook("rotate_ca.yml")
+    assert_ok(second)
+    failed = loop.failed()
+    record_property("rotate_ca_requests", len(loop.results))
+    record_property("rotate_ca_failed", len(failed))
+    assert not failed, f"{len(failed)} of {len(loop.results)} requests failed: {failed[:10]}"
+
+    new_ca = (PKI / "ca.pem").read_bytes()
+    new_serial = x509.load_pem_x509_certificate(new_ca).serial_number
+    assert new_ca != old_ca and certificates_in(trust)[1].serial_number == new_serial
+    assert not any((PKI / name).exists() for name in ("trust.pem", "next", "ca-rotation"))
+    retired = PKI / "retired" / ("%x" % x509.load_pem_x509_certificate(old_ca).serial_number)
+    assert (retired / "ca.pem").read_bytes() == old_ca and not (retired / "ca-key.pem").exists()
+    assert (PKI / "ca-key.pem").read_bytes() != old_key
+    assert said(second, "every node and the controller trust it alone"), second.output[-3000:]
+
+    # Step 4 is rotate_certs.yml: every certificate new, with a new key, served as on file.
+    after, new = served_all(), files()  # served ones verified against the new CA alone
+    for key in before:
+        assert after[key] != before[key], f"{key} serves its old certificate"
+        assert after[key] == new[key][0], f"{key} serves another certificate than the controller's file"
+        assert new[key][1] != certs[key][1], f"{key}: the new certificate kept the old key"
+    assert new["controller", "cli"][1] != certs["controller", "cli"][1], "the controller's key is the old one"
+    for node in NODES:
+        assert said(second, f"{node}: renewed consul, nomad, edge; it serves"), second.output[-3000:]
+    for node in NODES:
+        for service, pem in node_cas(node).items():
+            assert certificates_in(pem) == certificates_in(new_ca), f"{node}: {service} still trusts the old CA"
+    assert not any(accepts(address, PORTS[s], old_client) for address in NODES.values() for s in ("consul", "nomad")), \
+        "a certificate from the old CA still gets in"
+    issued = x509.load_pem_x509_certificate((PKI / "cli.pem").read_bytes())
+    assert issued.issuer == x509.load_pem_x509_certificate(new_ca).subject
+    assert main_pids() == pids, "an agent was restarted instead of reloaded"
+    assert allocations() == allocs, "allocations were replaced or restarted"
+    assert voters() == (sorted(NODES), sorted(NODES))
+    assert "PRIVATE KEY" not in first.output + second.output
