@@ -31,8 +31,9 @@ run_stage() { # name
 }
 
 stage_prepare() {
-  # chromium: the browser test of the app scenario (Playwright drives it; no browser download)
-  ensure_host_packages docker.io debootstrap openssh-client rsync busybox-static chromium
+  # chromium: the browser test of the app scenario (Playwright drives it; no browser download);
+  # rabbitmq-server: the preflight integration tests run a private broker on loopback
+  ensure_host_packages docker.io debootstrap openssh-client rsync busybox-static chromium rabbitmq-server
   ensure_docker || return 1
   scripts/lab-image.sh || return 1
   with_progress "obtaining Consul, Nomad and MinIO binaries" scripts/build-binaries.sh consul nomad minio >/dev/null || return 1
