@@ -15,6 +15,8 @@ frontend and the API in turn) runs during each step; one run, in this order:
   certs      rotate_certs.yml: every node's certificates and keys renewed node by node, loaded
              without a restart (the loop also requests HTTPS on the floating IP, verified
              against the lab's CA)
+  tokens     rotate_tokens.yml: Consul's and Nomad's management tokens and every token made
+             from them replaced, Nomad restarted node by node, the old tokens deleted
   remove     remove_node.yml -l node4 -e confirm=yes
   loss       docker stop of the floating IP's holder under uploads: the failure window, and the
              seconds until every allocation of the app runs on the other nodes; the node is
@@ -23,7 +25,7 @@ frontend and the API in turn) runs during each step; one run, in this order:
 It prints, per step, the failed requests (target 0; `loss` is an unplanned outage and has a
 window instead) and its time.
 
-  scripts/bench_lifecycle.py [--steps add,drain,release,upgrade,certs,remove,loss]
+  scripts/bench_lifecycle.py [--steps add,drain,release,upgrade,certs,tokens,remove,loss]
 """
 import argparse
 import json
@@ -87,7 +89,8 @@ def png(seed, width=640, height=480):
 
 
 def nomad_mgmt():
-    os.environ.setdefault("NOMAD_TOKEN", lablib.secrets()["nomad_management_token"])
+    # read anew each time: the tokens step replaces it
+    os.environ["NOMAD_TOKEN"] = lablib.secrets()["nomad_management_token"]
     return lablib.nomad()
 
 
@@ -116,7 +119,7 @@ def measured(name, urls, action):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--steps", default="add,drain,release,upgrade,certs,remove,loss")
+    parser.add_argument("--steps", default="add,drain,release,upgrade,certs,tokens,remove,loss")
     steps = parser.parse_args().steps.split(",")
     hosts, groups, group_vars = lablib.inventory()
     vip = f"http://{group_vars['keepalived_vip']}/"
@@ -166,6 +169,9 @@ def main():
         https = vip.replace("http://", "https://")
         rows.append(measured("rotate_certs.yml", urls + [https, https + "api/images?limit=1"],
                              lambda: playbook("playbooks/rotate_certs.yml")))
+
+    if "tokens" in steps:
+        rows.append(measured("rotate_tokens.yml", urls, lambda: playbook("playbooks/rotate_tokens.yml")))
 
     if "remove" in steps and "node4" in hosts:
         rows.append(measured("remove_node.yml node4", urls,
