@@ -5,6 +5,7 @@ the Nomad and Consul APIs (HTTPS with the controller's client certificate, token
 import functools
 import os
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -72,3 +73,23 @@ def nomad_api(method, path, body=None):
 def consul_api(method, path, body=None):
     """One call to Consul's HTTPS API from the controller with the management token."""
     return _api(8501, "X-Consul-Token", load_secrets()["consul_management_token"], method, path, body)
+
+
+def sh(node, command):
+    """`command` in a node's shell; its stdout (fails the test on a non-zero exit)."""
+    done = subprocess.run(["docker", "exec", node, "sh", "-c", command], capture_output=True, text=True)
+    assert done.returncode == 0, f"{node}: {command!r}: {done.stderr or done.stdout}"
+    return done.stdout
+
+
+def wait_for(predicate, timeout, what):
+    """Polls `predicate` every second until it is true; fails naming `what` after `timeout` s."""
+    start = time.monotonic()
+    while time.monotonic() - start < timeout:
+        try:
+            if predicate():
+                return
+        except (AssertionError, OSError):  # requests' errors are OSErrors
+            pass
+        time.sleep(1)
+    raise AssertionError(f"not within {timeout} s: {what}")

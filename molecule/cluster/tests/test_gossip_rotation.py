@@ -4,12 +4,10 @@ every member, every node's configuration holding it and every member alive; an a
 afterwards rejoins with it; the keys never appear in the play's output; rotating again to the
 same key changes nothing."""
 import os
-import subprocess
 import sys
-import time
 from pathlib import Path
 
-from conftest import NODES, _api, load_secrets
+from conftest import NODES, _api, load_secrets, sh, wait_for
 
 sys.path.insert(0, str(Path(os.environ.get("MOLECULE_PROJECT_DIRECTORY", Path(__file__).resolve().parents[3]))
                        / "tests" / "support"))
@@ -33,24 +31,6 @@ def keyrings():
     ring = nomad("GET", "/v1/agent/keyring/list")
     rings["nomad"], members["nomad"] = ring["Keys"], ring["NumNodes"]
     return rings, members
-
-
-def sh(node, command):
-    done = subprocess.run(["docker", "exec", node, "sh", "-c", command], capture_output=True, text=True)
-    assert done.returncode == 0, f"{node}: {command!r}: {done.stderr or done.stdout}"
-    return done.stdout
-
-
-def wait_for(predicate, timeout, what):
-    start = time.monotonic()
-    while time.monotonic() - start < timeout:
-        try:
-            if predicate():
-                return
-        except (AssertionError, OSError):
-            pass
-        time.sleep(1)
-    raise AssertionError(f"not within {timeout} s: {what}")
 
 
 def assert_ok(done):

@@ -7,15 +7,13 @@ catalog (Consul syncs it with the token the service was registered with, so this
 token was deleted without Nomad registering the service again)."""
 import os
 import re
-import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 import requests
 
-from conftest import ADDRESSES, EPHEMERAL, NAMESPACE, NODES, PKI, _api, load_secrets
+from conftest import ADDRESSES, EPHEMERAL, NAMESPACE, NODES, PKI, _api, load_secrets, sh, wait_for
 
 sys.path.insert(0, str(Path(os.environ.get("MOLECULE_PROJECT_DIRECTORY", Path(__file__).resolve().parents[3]))
                        / "tests" / "support"))
@@ -40,24 +38,6 @@ def status_with(port, header, token, path="/v1/acl/token/self"):
     r = requests.get(f"https://{ADDRESSES[0]}:{port}{path}", headers={header: token}, timeout=10,
                      verify=str(PKI / "ca.pem"), cert=(str(PKI / "cli.pem"), str(PKI / "cli-key.pem")))
     return r.status_code
-
-
-def sh(node, command):
-    done = subprocess.run(["docker", "exec", node, "sh", "-c", command], capture_output=True, text=True)
-    assert done.returncode == 0, f"{node}: {command!r}: {done.stderr or done.stdout}"
-    return done.stdout
-
-
-def wait_for(predicate, timeout, what):
-    start = time.monotonic()
-    while time.monotonic() - start < timeout:
-        try:
-            if predicate():
-                return
-        except (AssertionError, OSError, requests.HTTPError):
-            pass
-        time.sleep(1)
-    raise AssertionError(f"not within {timeout} s: {what}")
 
 
 def check_status():
